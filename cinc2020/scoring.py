@@ -1,0 +1,341 @@
+"""The PhysioNet/CinC Challenge 2020 metrics, both phases, on arrays.
+
+Every function reproduces the organisers' scorer to floating-point rounding
+(tests check the reference cases to 1e-9) but works on whole arrays: the
+official code loops over records and thresholds in Python, which is too slow
+to call inside a training loop.
+
+Official phase: the scored SNOMED CT classes of ``weights.csv``, the three
+equivalent pairs merged into their first code, per-class AUROC/AUPRC/F, macro
+F-beta/G-beta normalised by labels per record, and the Challenge metric
+normalised between the always-normal classifier (0) and a perfect one (1).
+Unofficial phase: the 9 CPSC text classes, where accuracy is per class and a
+degenerate ratio counts as 1 rather than NaN.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .labels import EQUIVALENT_CLASSES, NORMAL_CLASS, CPSC_CLASSES, representative
+
+ROOT = Path(__file__).resolve().parent.parent
+WEIGHTS_FILE = ROOT / "weights.csv"
+BETA = 2
+
+
+class ScoringError(Exception):
+    """Labels and outputs that cannot be scored (missing files, no records)."""
+
+
+# --------------------------------------------------------------------------- tables
+
+def load_weights(path: str | os.PathLike = WEIGHTS_FILE) -> tuple[list[str], np.ndarray]:
+    """Scored classes (equivalent codes merged, file order) and their weight matrix."""
+    rows = [[cell.strip() for cell in line.split(",")] for line in Path(path).read_text().splitlines() if line.strip()]
+    codes = rows[0][1:]
+    values = np.array([[_number(cell) for cell in row[1:]] for row in rows[1:]], dtype=np.float64)
+    if values.shape != (len(codes), len(codes)) or [row[0] for row in rows[1:]] != codes:
+        raise ScoringError(f"{path}: not a square weight table with matching row and column names")
+    merged = [representative(code) for code in codes]
+    classes = list(dict.fromkeys(merged))
+    keep = [merged.index(c) for c in classes]
+    return classes, values[np.ix_(keep, keep)]
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+# --------------------------------------------------------------------------- metrics
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class AUROC (trapezoids of TNR over TPR) and AUPRC (steps of PPV over TPR).
+
+    Thresholds are the distinct score values, as in the official scorer; a class
+    with no positive (or, for AUROC, no negative) record gets NaN.
+    """
+    labels = np.asarray(labels, dtype=bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    n_classes = labels.shape[1]
+    auroc = np.full(n_classes, np.nan)
+    auprc = np.full(n_classes, np.nan)
+    for k in range(n_classes):
+        order = np.argsort(-scores[:, k], kind="stable")
+        ranked = scores[order, k]
+        hits = labels[order, k]
+        # Counts are taken at the last record of each run of equal scores.
+        ends = np.flatnonzero(np.append(ranked[1:] != ranked[:-1], True))
+        tp = np.concatenate(([0], np.cumsum(hits)[ends])).astype(np.float64)
+        fp = np.concatenate(([0], np.cumsum(~hits)[ends])).astype(np.float64)
+        positives, negatives = tp[-1], fp[-1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tpr = tp / positives if positives else np.full_like(tp, np.nan)
+            tnr = (negatives - fp) / negatives if negatives else np.full_like(fp, np.nan)
+            ppv = np.where(tp + fp > 0, tp / (tp + fp), np.nan)
+        auroc[k] = np.sum(0.5 * np.diff(tpr) * (tnr[1:] + tnr[:-1]))
+        auprc[k] = np.sum(np.diff(tpr) * ppv[1:])
+    return auroc, auprc
+
+
+def confusion(labels: np.ndarray, outputs: np.ndarray, weights: np.ndarray | None = None):
+    """Per-class TP, FP, FN, TN, each record counted with the given weight (default 1)."""
+    labels = np.asarray(labels, dtype=bool)
+    outputs = np.asarray(outputs, dtype=bool)
+    w = np.ones(len(labels)) if weights is None else weights
+    w = w[:, None]
+    tp = np.sum(w * (labels & outputs), axis=0)
+    fp = np.sum(w * (~labels & outputs), axis=0)
+    fn = np.sum(w * (labels & ~outputs), axis=0)
+    tn = np.sum(w * (~labels & ~outputs), axis=0)
+    return tp, fp, fn, tn
+
+
+def _ratio(numerator, denominator, empty: float) -> np.ndarray:
+    numerator = np.asarray(numerator, dtype=np.float64)
+    denominator = np.asarray(denominator, dtype=np.float64)
+    safe = np.where(denominator != 0, denominator, 1.0)
+    return np.where(denominator != 0, numerator / safe, empty)
+
+
+def f_measure(labels, outputs, empty: float = math.nan) -> np.ndarray:
+    tp, fp, fn, _ = confusion(labels, outputs)
+    return _ratio(2 * tp, 2 * tp + fp + fn, empty)
+
+
+def beta_measures(labels, outputs, beta: float = BETA, empty: float = math.nan):
+    """Per-class F-beta and G-beta, each record weighted by 1 / its number of labels."""
+    labels = np.asarray(labels, dtype=bool)
+    per_record = 1.0 / np.maximum(labels.sum(axis=1), 1)
+    tp, fp, fn, _ = confusion(labels, outputs, per_record)
+    f_beta = _ratio((1 + beta**2) * tp, (1 + beta**2) * tp + fp + beta**2 * fn, empty)
+    g_beta = _ratio(tp, tp + fp + beta * fn, empty)
+    return f_beta, g_beta
+
+
+def challenge_metric(labels, outputs, weights: np.ndarray, classes: list[str]) -> float:
+    """Weighted partial credit, 0 for always answering 'normal', 1 for always right."""
+    labels = np.asarray(labels, dtype=bool)
+    outputs = np.asarray(outputs, dtype=bool)
+    normal = np.zeros_like(labels)
+    normal[:, classes.index(NORMAL_CLASS)] = True
+
+    def credit(predicted):
+        per_record = np.maximum(np.sum(labels | predicted, axis=1), 1).astype(np.float64)
+        return np.nansum(weights * ((labels / per_record[:, None]).T @ predicted))
+
+    observed, correct, inactive = credit(outputs), credit(labels), credit(normal)
+    if correct == inactive:
+        return math.nan
+    return float((observed - inactive) / (correct - inactive))
+
+
+@dataclass
+class Scores:
+    classes: list[str]
+    auroc: float
+    auprc: float
+    accuracy: float
+    f_measure: float
+    f_beta: float
+    g_beta: float
+    challenge_metric: float
+    auroc_classes: np.ndarray
+    auprc_classes: np.ndarray
+    f_measure_classes: np.ndarray
+
+
+def score_official(labels, outputs, scores, classes: list[str], weights: np.ndarray) -> Scores:
+    """All official-phase metrics; columns of the arrays follow ``classes`` (from ``load_weights``)."""
+    labels = np.asarray(labels, dtype=bool)
+    outputs = np.asarray(outputs, dtype=bool)
+    auroc_c, auprc_c = auc(labels, scores)
+    f_c = f_measure(labels, outputs)
+    f_beta_c, g_beta_c = beta_measures(labels, outputs)
+    return Scores(
+        classes=list(classes),
+        auroc=_nanmean(auroc_c), auprc=_nanmean(auprc_c),
+        accuracy=float(np.mean(np.all(labels == outputs, axis=1))),
+        f_measure=_nanmean(f_c), f_beta=_nanmean(f_beta_c), g_beta=_nanmean(g_beta_c),
+        challenge_metric=challenge_metric(labels, outputs, weights, list(classes)),
+        auroc_classes=auroc_c, auprc_classes=auprc_c, f_measure_classes=f_c,
+    )
+
+
+def score_unofficial(labels, outputs, scores, classes: list[str]) -> Scores:
+    """The unofficial phase's definitions: degenerate ratios count 1, accuracy per class."""
+    labels = np.asarray(labels, dtype=bool)
+    outputs = np.asarray(outputs, dtype=bool)
+    auroc_c, auprc_c = auc(labels, scores)
+    auroc_c, auprc_c = np.nan_to_num(auroc_c, nan=1.0), np.nan_to_num(auprc_c, nan=1.0)
+    per_record = 1.0 / labels.sum(axis=1).clip(min=1)
+    tp, fp, fn, tn = confusion(labels, outputs, per_record)
+    accuracy_c = _ratio(tp + tn, tp + fp + fn + tn, 1.0)
+    f_c = _ratio(2 * tp, 2 * tp + fp + fn, 1.0)
+    f_beta_c, g_beta_c = beta_measures(labels, outputs, empty=1.0)
+    return Scores(
+        classes=list(classes),
+        auroc=float(np.mean(auroc_c)), auprc=float(np.mean(auprc_c)),
+        accuracy=float(np.mean(accuracy_c)), f_measure=float(np.mean(f_c)),
+        f_beta=float(np.mean(f_beta_c)), g_beta=float(np.mean(g_beta_c)),
+        challenge_metric=math.nan,
+        auroc_classes=auroc_c, auprc_classes=auprc_c, f_measure_classes=f_c,
+    )
+
+
+def _nanmean(values: np.ndarray) -> float:
+    values = values[~np.isnan(values)]
+    return float(np.mean(values)) if values.size else math.nan
+
+
+# --------------------------------------------------------------------------- files
+
+def find_pairs(label_dir: str | os.PathLike, output_dir: str | os.PathLike) -> list[tuple[Path, Path]]:
+    """(header, output csv) pairs for every ``.hea`` in ``label_dir``, sorted by name."""
+    label_dir, output_dir = Path(label_dir), Path(output_dir)
+    pairs = []
+    for header in sorted(label_dir.iterdir()):
+        if header.is_file() and header.suffix.lower() == ".hea" and not header.name.startswith("."):
+            output = output_dir / (header.stem + ".csv")
+            if not output.is_file():
+                raise ScoringError(f"no output file {output} for record {header.stem}")
+            pairs.append((header, output))
+    if not pairs:
+        raise ScoringError(f"no label files (.hea) in {label_dir}")
+    return pairs
+
+
+def read_dx(header: Path) -> list[str]:
+    """The ``#Dx`` codes of a label file (any spacing after ``#``/``:``)."""
+    for line in header.read_text(errors="replace").splitlines():
+        text = line.strip()
+        if text.startswith("#") and text[1:].strip().lower().startswith("dx"):
+            _, _, value = text.partition(":")
+            return [code.strip() for code in value.split(",") if code.strip()]
+    return []
+
+
+def read_output(path: Path) -> tuple[list[str], list[bool], list[float]] | None:
+    """Classes, binary and scalar outputs of one output file; None if malformed.
+
+    A file is well formed when, after dropping blank and ``#`` lines, it has at
+    least three rows of equal length: class names, 0/1 (or True/False), numbers.
+    """
+    lines = [line for line in path.read_text(errors="replace").splitlines()
+             if line.strip() and not line.strip().startswith("#")]
+    rows = [[cell.strip() for cell in line.split(",")] for line in lines]
+    if len(rows) < 3 or len({len(row) for row in rows}) != 1:
+        return None
+    classes = rows[0]
+    binary = [cell in ("1", "True", "true", "T", "t") for cell in rows[1]]
+    scalar = [_number(cell) if _is_number(cell) else 0.0 for cell in rows[2]]
+    return classes, binary, scalar
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def outputs_to_arrays(parsed, classes: list[str], merge_equivalents: bool):
+    """Binary and scalar arrays with columns in ``classes`` from parsed output files.
+
+    Equivalent codes share a column (binary: any; scalar: mean of finite values);
+    NaN becomes 0 and a malformed file (None) stays all negative.
+    """
+    column = {c: j for j, c in enumerate(classes)}
+    binary = np.zeros((len(parsed), len(classes)), dtype=bool)
+    scalar = np.zeros((len(parsed), len(classes)), dtype=np.float64)
+    for i, entry in enumerate(parsed):
+        if entry is None:
+            continue
+        names, bits, values = entry
+        if merge_equivalents:
+            names = [representative(name) for name in names]
+        collected: dict[int, list[int]] = {}
+        for position, name in enumerate(names):
+            if name in column:
+                collected.setdefault(column[name], []).append(position)
+        for j, positions in collected.items():
+            binary[i, j] = any(bits[p] for p in positions)
+            vals = np.array([values[p] for p in positions])
+            scalar[i, j] = np.nanmean(vals) if np.any(np.isfinite(vals)) else np.nan
+    scalar[np.isnan(scalar)] = 0.0
+    return binary, scalar
+
+
+def labels_to_array(dx_lists: list[list[str]], classes: list[str], merge_equivalents: bool) -> np.ndarray:
+    column = {c: j for j, c in enumerate(classes)}
+    labels = np.zeros((len(dx_lists), len(classes)), dtype=bool)
+    for i, codes in enumerate(dx_lists):
+        for code in codes:
+            code = representative(code) if merge_equivalents else code
+            if code in column:
+                labels[i, column[code]] = True
+    return labels
+
+
+def evaluate_directories(label_dir, output_dir, phase: str = "official",
+                         weights_file: str | os.PathLike = WEIGHTS_FILE) -> Scores:
+    """Score every record of ``label_dir`` against its output file in ``output_dir``."""
+    pairs = find_pairs(label_dir, output_dir)
+    dx_lists = [read_dx(header) for header, _ in pairs]
+    parsed = [read_output(output) for _, output in pairs]
+    if phase == "official":
+        classes, weights = load_weights(weights_file)
+        labels = labels_to_array(dx_lists, classes, merge_equivalents=True)
+        binary, scalar = outputs_to_arrays(parsed, classes, merge_equivalents=True)
+        return score_official(labels, binary, scalar, classes, weights)
+    if phase == "unofficial":
+        found = {code for codes in dx_lists for code in codes}
+        classes = [c for c in CPSC_CLASSES if c in found]
+        unknown = sorted(found - set(CPSC_CLASSES))
+        if unknown:
+            raise ScoringError(f"labels outside the unofficial phase's classes: {', '.join(unknown)}")
+        labels = labels_to_array(dx_lists, classes, merge_equivalents=False)
+        binary, scalar = outputs_to_arrays(parsed, classes, merge_equivalents=False)
+        return score_unofficial(labels, binary, scalar, classes)
+    raise ValueError(f"unknown phase {phase!r}: use 'official' or 'unofficial'")
+
+
+# --------------------------------------------------------------------------- reports
+
+SUMMARY_COLUMNS = {
+    "official": ["AUROC", "AUPRC", "Accuracy", "F-measure", "Fbeta-measure", "Gbeta-measure", "Challenge metric"],
+    "unofficial": ["AUROC", "AUPRC", "Accuracy", "F-measure", "Fbeta-measure", "Gbeta-measure"],
+}
+
+
+def summary_table(scores: Scores, phase: str = "official") -> str:
+    """The official scorer's ``scores.csv`` text (three decimals)."""
+    values = [scores.auroc, scores.auprc, scores.accuracy, scores.f_measure, scores.f_beta, scores.g_beta]
+    if phase == "official":
+        values.append(scores.challenge_metric)
+        separator = ","
+    else:
+        separator = "|"
+    return (separator.join(SUMMARY_COLUMNS[phase]) + "\n"
+            + separator.join(f"{v:.3f}" for v in values))
+
+
+def class_table(scores: Scores) -> str:
+    """The official scorer's ``class_scores.csv`` text."""
+    def row(name, values):
+        return name + "," + ",".join(f"{v:.3f}" for v in values)
+    return "\n".join([
+        "Classes," + ",".join(scores.classes),
+        row("AUROC", scores.auroc_classes),
+        row("AUPRC", scores.auprc_classes),
+        row("F-measure", scores.f_measure_classes),
+    ])
