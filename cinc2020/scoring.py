@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .labels import EQUIVALENT_CLASSES, NORMAL_CLASS, CPSC_CLASSES, representative
+from .labels import CPSC_CLASSES, NORMAL_CLASS, representative, to_scheme
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS_FILE = ROOT / "weights.csv"
@@ -194,6 +194,35 @@ def score_unofficial(labels, outputs, scores, classes: list[str]) -> Scores:
 def _nanmean(values: np.ndarray) -> float:
     values = values[~np.isnan(values)]
     return float(np.mean(values)) if values.size else math.nan
+
+
+def score_predictions(dx_lists: list[list[str]], classes: list[str], outputs: np.ndarray,
+                      scores: np.ndarray, scheme: str) -> Scores:
+    """Score a model's outputs on labelled records as ``evaluate_12ECG_score.py`` would.
+
+    Official scheme: over all scored classes of ``weights.csv``, a class the model
+    does not answer counting as always negative. CPSC scheme: over the CPSC
+    classes present in the (mapped) labels.
+    """
+    if scheme == "snomed":
+        scored, weights = load_weights()
+    else:
+        found = {c for dx in dx_lists for c in to_scheme(dx, scheme)}
+        scored = [c for c in CPSC_CLASSES if c in found]
+    labels = np.zeros((len(dx_lists), len(scored)), dtype=bool)
+    for i, dx in enumerate(dx_lists):
+        for c in to_scheme(dx, scheme):
+            if c in scored:
+                labels[i, scored.index(c)] = True
+    full_outputs = np.zeros(labels.shape, dtype=bool)
+    full_scores = np.zeros(labels.shape)
+    for j, c in enumerate(classes):
+        if c in scored:
+            full_outputs[:, scored.index(c)] = outputs[:, j]
+            full_scores[:, scored.index(c)] = scores[:, j]
+    if scheme == "snomed":
+        return score_official(labels, full_outputs, full_scores, scored, weights)
+    return score_unofficial(labels, full_outputs, full_scores, scored)
 
 
 # --------------------------------------------------------------------------- files

@@ -1,0 +1,82 @@
+"""One dataclass holds every choice of a model; it is saved as JSON next to the weights."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass
+class Config:
+    # What the model reads and speaks.
+    model: str = "crnn"          # "crnn": the sliding-window CRNN
+    labels: str = "snomed"       # "snomed" (official phase) or "cpsc" (unofficial phase's 9 text classes)
+    # 100 Hz keeps the diagnostic band of rhythm and morphology (below 40 Hz), is the rate of
+    # the PTB-XL development records, and makes a 30-minute record 180,000 samples.
+    fs: float = 100.0
+    # A 3 s window holds two beats even at 40 bpm, so each window sees one RR interval;
+    # windows overlap by half so that no beat is only ever seen cut at an edge.
+    window_s: float = 3.0
+    hop_s: float = 1.5
+    normalisation: str = "std"   # "std": per lead, remove the mean and divide by the SD; "mean": only remove the mean
+    # Architecture.
+    conv_channels: tuple[int, ...] = (16, 32, 32, 48, 48)  # one entry per block of three convolutions
+    features_per_window: int = 12
+    gru_units: int = 128
+    dropout: float = 0.2
+    # Training.
+    batch_size: int = 20
+    lr: float = 1e-3
+    epochs: int = 30
+    patience: int = 6            # stop after this many epochs without a lower validation loss
+    val_fraction: float = 0.2
+    min_positives: int = 5       # a class needs this many labelled training records to be learned
+    train_crop_s: float = 60.0   # longer training records are cropped at random to this length
+    seed: int = 0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Config":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
+        values = dict(data)
+        if "conv_channels" in values:
+            values["conv_channels"] = tuple(values["conv_channels"])
+        return cls(**values)
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2)
+
+    @property
+    def window(self) -> int:
+        return int(round(self.window_s * self.fs))
+
+    @property
+    def hop(self) -> int:
+        return int(round(self.hop_s * self.fs))
+
+
+ENVIRONMENT_VARIABLE = "CINC2020_CONFIG"
+
+
+def config_from_environment(**overrides) -> Config:
+    """Defaults, then JSON from ``$CINC2020_CONFIG`` (text or a file path), then ``overrides``.
+
+    The organisers' own ``train_model.py`` takes no options; the environment
+    variable is how a team changes the configuration under it.
+    """
+    import os
+    from pathlib import Path
+
+    values = Config().to_json()
+    text = os.environ.get(ENVIRONMENT_VARIABLE, "").strip()
+    if text:
+        if not text.startswith("{"):
+            text = Path(text).read_text()
+        values.update(json.loads(text))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Config.from_json(values)

@@ -1,0 +1,182 @@
+"""From folders of records to model inputs: preprocessing, labelled training sets,
+multi-label stratified splits and duration-grouped batches."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .config import Config
+from .labels import CPSC_CLASSES, to_scheme
+from .records import RecordError, parse_header, read_record, resample, standard_leads
+from .scoring import load_weights
+
+
+def prepare(data: np.ndarray, header_lines: list[str] | str, config: Config) -> np.ndarray:
+    """The model's input for one record: 12 leads, normalised, at ``config.fs`` (float32)."""
+    header = parse_header(header_lines)
+    signal = resample(standard_leads(data, header), header.fs, config.fs)
+    signal = signal - signal.mean(axis=1, keepdims=True)
+    if config.normalisation == "std":
+        spread = signal.std(axis=1, keepdims=True)
+        signal = signal / np.where(spread > 1e-6, spread, 1.0)  # a flat or missing lead stays zero
+    return np.ascontiguousarray(signal, dtype=np.float32)
+
+
+def find_records(directory: str | Path) -> list[Path]:
+    """Header files in ``directory`` (sorted), whether or not their signal file is readable."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a folder")
+    return sorted(p for p in directory.iterdir()
+                  if p.suffix.lower() == ".hea" and p.is_file() and not p.name.startswith("."))
+
+
+def model_classes(dx_lists: list[list[str]], config: Config) -> list[str]:
+    """The classes a model learns: the scheme's classes with enough labelled records.
+
+    The cpsc scheme always answers all 9 text classes, as the unofficial phase's
+    output files must list them.
+    """
+    if config.labels == "cpsc":
+        return list(CPSC_CLASSES)
+    scored, _ = load_weights()
+    counts = {c: 0 for c in scored}
+    for dx in dx_lists:
+        for c in to_scheme(dx, "snomed") & counts.keys():
+            counts[c] += 1
+    return [c for c in scored if counts[c] >= config.min_positives]
+
+
+@dataclass
+class TrainingSet:
+    names: list[str]
+    signals: list[np.ndarray]
+    labels: np.ndarray            # records x classes, float32 0/1
+    classes: list[str]
+    dx: list[list[str]]           # each record's #Dx entries as written
+    skipped: dict[str, str] = field(default_factory=dict)   # record -> reason
+    unknown_labels: dict[str, int] = field(default_factory=dict)  # label -> records
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([s.shape[1] for s in self.signals])
+
+
+def load_training_set(directory: str | Path, config: Config, classes: list[str] | None = None) -> TrainingSet:
+    """Read, label and preprocess every record of ``directory``.
+
+    A record that cannot be read, or that has no label of the scheme, is skipped
+    with one warning; a folder with no usable record is an error.
+    """
+    headers = find_records(directory)
+    if not headers:
+        raise ValueError(f"no records (.hea files) in {directory}")
+    names, signals, dx_lists, skipped = [], [], [], {}
+    unknown: dict[str, int] = {}
+    for path in tqdm(headers, desc="reading records", unit="rec", file=sys.stderr, leave=False):
+        try:
+            data, header_lines = read_record(path)
+            header = parse_header(header_lines)
+            if not header.dx:
+                raise RecordError("no #Dx labels")
+            mapped = to_scheme(header.dx, config.labels)
+            if config.labels == "cpsc" and not mapped:
+                raise RecordError(f"none of its labels ({', '.join(header.dx)}) maps to a CPSC class")
+            signal = prepare(data, header_lines, config)
+        except RecordError as error:
+            skipped[path.stem] = str(error)
+            print(f"warning: skipping {path.stem}: {error}", file=sys.stderr)
+            continue
+        names.append(path.stem)
+        signals.append(signal)
+        dx_lists.append(header.dx)
+    if not names:
+        raise ValueError(f"no usable labelled record in {directory} ({len(skipped)} skipped)")
+    classes = classes or model_classes(dx_lists, config)
+    labels = np.zeros((len(names), len(classes)), dtype=np.float32)
+    column = {c: j for j, c in enumerate(classes)}
+    for i, dx in enumerate(dx_lists):
+        mapped = to_scheme(dx, config.labels)
+        for c in mapped:
+            if c in column:
+                labels[i, column[c]] = 1
+            else:
+                unknown[c] = unknown.get(c, 0) + 1
+    return TrainingSet(names, signals, labels, classes, dx_lists, skipped, unknown)
+
+
+def stratified_folds(labels: np.ndarray, proportions: list[float], seed: int) -> np.ndarray:
+    """Fold index per record, keeping every class's share in each fold (iterative stratification).
+
+    Sechidis et al. (2011): the rarest class is placed first, each of its records
+    going to the fold that still wants most of that class.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels) > 0
+    n = len(labels)
+    proportions = np.asarray(proportions, dtype=np.float64) / np.sum(proportions)
+    wanted_records = proportions * n
+    wanted_labels = proportions[:, None] * labels.sum(axis=0)[None, :]
+    fold = np.full(n, -1)
+    remaining = np.ones(n, dtype=bool)
+
+    def place(i: int, label: int | None) -> None:
+        scores = wanted_labels[:, label] if label is not None else wanted_records
+        best = np.flatnonzero(scores == scores.max())
+        if len(best) > 1:
+            best = best[wanted_records[best] == wanted_records[best].max()]
+        f = rng.choice(best)
+        fold[i] = f
+        remaining[i] = False
+        wanted_labels[f] -= labels[i]
+        wanted_records[f] -= 1
+
+    while remaining.any():
+        counts = labels[remaining].sum(axis=0)
+        if not counts.any():
+            for i in rng.permutation(np.flatnonzero(remaining)):
+                place(i, None)
+            break
+        rarest = np.flatnonzero(counts == counts[counts > 0].min())
+        label = int(rng.choice(rarest))
+        for i in rng.permutation(np.flatnonzero(remaining & labels[:, label])):
+            place(i, label)
+    return fold
+
+
+def duration_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Batches of records of similar length (little padding), in random order.
+
+    Records of equal length are shuffled among themselves; a lone last record
+    joins the previous batch (batch normalisation needs two).
+    """
+    shuffled = rng.permutation(len(lengths))
+    order = shuffled[np.argsort(lengths[shuffled], kind="stable")]
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2] = np.concatenate([batches[-2], batches.pop()])
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def collate(signals: list[np.ndarray], crop: int | None = None,
+            rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad a list of (12 x n) signals to one tensor; optionally crop long ones at random."""
+    if crop is not None:
+        cropped = []
+        for s in signals:
+            if s.shape[1] > crop:
+                start = int(rng.integers(0, s.shape[1] - crop + 1)) if rng is not None else 0
+                s = s[:, start:start + crop]
+            cropped.append(s)
+        signals = cropped
+    lengths = torch.tensor([s.shape[1] for s in signals])
+    batch = torch.zeros(len(signals), signals[0].shape[0], int(lengths.max()))
+    for i, s in enumerate(signals):
+        batch[i, :, :s.shape[1]] = torch.from_numpy(s)
+    return batch, lengths

@@ -1,0 +1,80 @@
+"""The networks. Each takes a batch of signals (batch x 12 leads x samples, zero-padded
+on the right) with each record's true length in samples, and returns one logit per class.
+
+CRNN, the sliding-window design: the record is cut into overlapping windows; each
+window goes through 15 convolutions with leaky ReLU and a global average pooling
+that leaves ``features_per_window`` (12) numbers; a bidirectional GRU reads the
+sequence of windows, and its two final states go through leaky ReLU, batch
+normalisation and a dense layer whose sigmoid gives the class probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from .config import Config
+
+N_LEADS = 12
+LEAKY_SLOPE = 0.01
+
+
+def n_windows(length: int, window: int, hop: int) -> int:
+    """Windows needed to cover ``length`` samples (the last one may run into padding)."""
+    return 1 + max(0, math.ceil((length - window) / hop))
+
+
+class CRNN(nn.Module):
+    def __init__(self, config: Config, n_classes: int):
+        super().__init__()
+        self.window, self.hop = config.window, config.hop
+        layers: list[nn.Module] = []
+        channels_in = N_LEADS
+        last_block = len(config.conv_channels) - 1
+        for block, channels in enumerate(config.conv_channels):
+            for position in range(3):
+                channels_out = config.features_per_window if (block, position) == (last_block, 2) else channels
+                kernel = 7 if channels_in == N_LEADS else 5
+                stride = 2 if block > 0 and position == 0 else 1  # each block after the first halves the time axis
+                layers += [nn.Conv1d(channels_in, channels_out, kernel, stride, padding=kernel // 2),
+                           nn.LeakyReLU(LEAKY_SLOPE)]
+                channels_in = channels_out
+            layers.append(nn.Dropout(config.dropout))
+        self.convolutions = nn.Sequential(*layers)
+        self.gru = nn.GRU(config.features_per_window, config.gru_units, batch_first=True, bidirectional=True)
+        self.head = nn.Sequential(
+            nn.LeakyReLU(LEAKY_SLOPE),
+            nn.BatchNorm1d(2 * config.gru_units),
+            nn.Dropout(config.dropout),
+            nn.Linear(2 * config.gru_units, n_classes),
+        )
+        for module in self.convolutions:
+            if isinstance(module, nn.Conv1d):
+                nn.init.kaiming_normal_(module.weight, a=LEAKY_SLOPE, nonlinearity="leaky_relu")
+                nn.init.zeros_(module.bias)
+
+    def forward(self, signals: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        counts = [n_windows(int(n), self.window, self.hop) for n in lengths]
+        longest = max(counts)
+        needed = self.window + (longest - 1) * self.hop
+        if signals.shape[-1] < needed:
+            signals = nn.functional.pad(signals, (0, needed - signals.shape[-1]))
+        windows = signals[..., :needed].unfold(-1, self.window, self.hop)  # batch, leads, windows, samples
+        batch = signals.shape[0]
+        windows = windows.permute(0, 2, 1, 3).reshape(batch * longest, N_LEADS, self.window)
+        features = self.convolutions(windows).mean(dim=-1).reshape(batch, longest, -1)
+        packed = pack_padded_sequence(features, torch.tensor(counts), batch_first=True, enforce_sorted=False)
+        _, final = self.gru(packed)  # (2 directions, batch, units)
+        return self.head(torch.cat([final[0], final[1]], dim=1))
+
+
+ARCHITECTURES = {"crnn": CRNN}
+
+
+def build_model(config: Config, n_classes: int) -> nn.Module:
+    if config.model not in ARCHITECTURES:
+        raise ValueError(f"unknown model {config.model!r}: use one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[config.model](config, n_classes)

@@ -1,0 +1,198 @@
+"""Reading Challenge 2020 records: WFDB headers and MATLAB ``val`` arrays.
+
+The challenge sends ``data`` (leads x samples, raw ADC units) and the header's
+lines. Sources differ in gains, lead order, sampling rate (257 to 1000 Hz) and
+length (6 s to 30 min), and headers carry ``NaN`` ages, ``Unknown`` sexes and
+``# Dx:`` written with a space. Everything here turns that into one shape: the
+12 standard leads, in millivolts, at the model's sampling rate. Anything that
+cannot be read raises ``RecordError`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from scipy.io import loadmat
+from scipy.signal import resample_poly
+
+STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+_LEAD_INDEX = {name.lower(): i for i, name in enumerate(STANDARD_LEADS)}
+DEFAULT_GAIN = 200.0  # WFDB's gain when a header gives none or zero
+_UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nv": 1e-6}
+MAX_SAMPLES = 1 << 27  # beyond anything the challenge sends; guards memory against a corrupt header
+
+
+class RecordError(Exception):
+    """A record that cannot be read: bad header, bad or missing signal file."""
+
+
+@dataclass
+class Lead:
+    name: str
+    gain: float      # ADC units per physical unit
+    baseline: float  # ADC value of 0 physical units
+    scale_to_mv: float
+
+
+@dataclass
+class Header:
+    name: str
+    fs: float
+    n_samples: int | None
+    leads: list[Lead]
+    age: float = math.nan
+    sex: str = "Unknown"
+    dx: list[str] = field(default_factory=list)
+
+
+def parse_header(lines: list[str] | str) -> Header:
+    """Parse a WFDB header with the challenge's ``#Age``/``#Sex``/``#Dx`` comments."""
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    body = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    comments = [line.strip()[1:] for line in lines if line.strip().startswith("#")]
+    if not body:
+        raise RecordError("header has no record line")
+    fields = body[0].split()
+    if len(fields) < 2:
+        raise RecordError(f"record line {body[0]!r} has no signal count")
+    name = fields[0]
+    n_leads = _int(fields[1], "signal count")
+    if n_leads < 1:
+        raise RecordError(f"record line says {n_leads} signals")
+    fs = _float(fields[2].split("/")[0], "sampling frequency") if len(fields) > 2 else math.nan
+    if not math.isfinite(fs) or fs <= 0:
+        raise RecordError(f"sampling frequency {fields[2] if len(fields) > 2 else 'missing'!s} is not a positive number")
+    n_samples = _int(fields[3], "sample count") if len(fields) > 3 else None
+    if len(body) < 1 + n_leads:
+        raise RecordError(f"header announces {n_leads} signals but describes {len(body) - 1}")
+    leads = [_parse_signal_line(line, i) for i, line in enumerate(body[1:1 + n_leads])]
+    header = Header(name=name, fs=fs, n_samples=n_samples, leads=leads)
+    for comment in comments:
+        key, sep, value = comment.partition(":")
+        if not sep:
+            continue
+        key, value = key.strip().lower(), value.strip()
+        if key == "age":
+            try:
+                header.age = float(value)
+            except ValueError:
+                header.age = math.nan
+        elif key == "sex":
+            header.sex = value or "Unknown"
+        elif key == "dx":
+            header.dx = [code.strip() for code in value.split(",") if code.strip()]
+    return header
+
+
+_GAIN = re.compile(r"^\s*([-+0-9.eE]+)?\s*(?:\(\s*([-+0-9.eE]+)\s*\))?\s*(?:/\s*(\S+))?\s*$")
+
+
+def _parse_signal_line(line: str, index: int) -> Lead:
+    fields = line.split()
+    if len(fields) < 2:
+        raise RecordError(f"signal line {index + 1} {line!r} is too short")
+    gain, baseline, units = DEFAULT_GAIN, None, "mv"
+    if len(fields) > 2:
+        match = _GAIN.match(fields[2])
+        if not match:
+            raise RecordError(f"signal line {index + 1}: cannot read gain {fields[2]!r}")
+        if match.group(1):
+            gain = _float(match.group(1), "gain") or DEFAULT_GAIN
+        if match.group(2):
+            baseline = _float(match.group(2), "baseline")
+        if match.group(3):
+            units = match.group(3).lower()
+    if not math.isfinite(gain):
+        raise RecordError(f"signal line {index + 1}: gain {fields[2]!r} is not finite")
+    if baseline is None:  # WFDB: the baseline defaults to the ADC zero (fifth field)
+        baseline = _float(fields[4], "ADC zero") if len(fields) > 4 else 0.0
+    name = " ".join(fields[8:]) if len(fields) > 8 else f"signal{index}"
+    return Lead(name=name, gain=gain, baseline=baseline, scale_to_mv=_UNIT_SCALE.get(units, 1.0))
+
+
+def _int(text: str, what: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise RecordError(f"{what} {text!r} is not a number") from None
+    if not math.isfinite(value) or value != int(value):
+        raise RecordError(f"{what} {text!r} is not a whole number")
+    return int(value)
+
+
+def _float(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise RecordError(f"{what} {text!r} is not a number") from None
+
+
+def read_signal_file(path: str | Path) -> np.ndarray:
+    """The ``val`` array (leads x samples) of a MATLAB file."""
+    try:
+        contents = loadmat(str(path))
+    except FileNotFoundError:
+        raise RecordError(f"{path}: no such signal file") from None
+    except Exception as error:  # scipy raises many types for a corrupt file
+        raise RecordError(f"{path}: not a readable MATLAB file ({type(error).__name__}: {error})") from None
+    if "val" not in contents:
+        raise RecordError(f"{path}: no 'val' variable")
+    data = np.asarray(contents["val"])
+    if data.ndim != 2 or not np.issubdtype(data.dtype, np.number):
+        raise RecordError(f"{path}: 'val' is not a numeric matrix (shape {data.shape}, {data.dtype})")
+    return data
+
+
+def read_record(header_path: str | Path) -> tuple[np.ndarray, list[str]]:
+    """``(data, header_lines)`` as the organisers' driver passes them to the classifier."""
+    header_path = Path(header_path)
+    try:
+        header_lines = header_path.read_text(errors="replace").splitlines(keepends=True)
+    except OSError as error:
+        raise RecordError(f"{header_path}: cannot read header ({error.strerror})") from None
+    data = read_signal_file(header_path.with_suffix(".mat"))
+    return data.astype(np.float64), header_lines
+
+
+def standard_leads(data: np.ndarray, header: Header) -> np.ndarray:
+    """Millivolts on the 12 standard leads (zeros for a lead the record lacks).
+
+    Leads are matched by name, so any order works; a record whose header and
+    data disagree on the lead count, or that names no standard lead, is refused.
+    """
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise RecordError(f"signal has {data.ndim} dimensions, expected leads x samples")
+    if data.shape[0] != len(header.leads):
+        raise RecordError(f"header describes {len(header.leads)} leads but the signal has {data.shape[0]}")
+    if data.shape[1] == 0:
+        raise RecordError("signal has no samples")
+    if data.shape[1] > MAX_SAMPLES:
+        raise RecordError(f"signal has {data.shape[1]} samples, more than {MAX_SAMPLES}")
+    out = np.zeros((len(STANDARD_LEADS), data.shape[1]), dtype=np.float32)
+    found = 0
+    for row, lead in zip(data, header.leads):
+        index = _LEAD_INDEX.get(lead.name.lower())
+        if index is None:
+            continue
+        values = (row.astype(np.float64) - lead.baseline) / lead.gain * lead.scale_to_mv
+        out[index] = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        found += 1
+    if found == 0:
+        names = ", ".join(lead.name for lead in header.leads)
+        raise RecordError(f"no standard lead among {names}")
+    return out
+
+
+def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    """Polyphase resampling along the last axis (anti-aliased)."""
+    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
+    if ratio == 1:
+        return signal
+    return resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)

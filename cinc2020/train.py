@@ -1,0 +1,131 @@
+"""The training loop: a stratified 80/20 split, Nesterov Adam, duration-grouped
+batches, and the checkpoint with the lowest validation binary cross-entropy."""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from . import checkpoint
+from .config import Config
+from .data import TrainingSet, collate, duration_batches, load_training_set, stratified_folds
+from .inference import decide, device, predict_probabilities
+from .models import build_model
+from .scoring import score_predictions
+
+
+def binary_cross_entropy(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    p = np.clip(probabilities, 1e-7, 1 - 1e-7)
+    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+
+
+def validation_scores(data: TrainingSet, rows: np.ndarray, probabilities: np.ndarray,
+                      thresholds: np.ndarray, scheme: str) -> dict:
+    outputs = decide(probabilities, thresholds)
+    scores = score_predictions([data.dx[i] for i in rows], data.classes, outputs, probabilities, scheme)
+    return {"loss": binary_cross_entropy(data.labels[rows], probabilities),
+            "challenge_metric": scores.challenge_metric, "auroc": scores.auroc,
+            "f_beta": scores.f_beta, "g_beta": scores.g_beta, "f_measure": scores.f_measure}
+
+
+def train(train_dir: str | Path, model_dir: str | Path, config: Config) -> dict:
+    """Train on the records of ``train_dir`` and save the best model in ``model_dir``."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    data = load_training_set(train_dir, config)
+    if len(data.names) < 2:
+        raise ValueError(f"need at least two labelled records to train, found {len(data.names)}")
+    fold = stratified_folds(data.labels, [1 - config.val_fraction, config.val_fraction], config.seed)
+    train_rows, val_rows = np.flatnonzero(fold == 0), np.flatnonzero(fold == 1)
+    if len(val_rows) == 0:  # too few records to hold any out: validate on the training records
+        val_rows = train_rows
+    log = lambda text: print(text, file=sys.stderr)
+    log(f"{len(data.names)} records ({len(data.skipped)} skipped), {len(data.classes)} classes; "
+        f"{len(train_rows)} for training, {len(val_rows)} for validation")
+    if data.unknown_labels:
+        log("labels the model does not learn (too rare or unscored): "
+            + ", ".join(f"{c} ({n})" for c, n in sorted(data.unknown_labels.items(), key=lambda kv: -kv[1])))
+
+    run_on = device()
+    network = build_model(config, len(data.classes)).to(run_on)
+    optimiser = torch.optim.NAdam(network.parameters(), lr=config.lr)
+    loss_function = nn.BCEWithLogitsLoss()
+    crop = int(config.train_crop_s * config.fs)
+    thresholds = np.full(len(data.classes), 0.5)
+    lengths = data.lengths[train_rows]
+    history: list[dict] = []
+    best_state, best = None, {"loss": math.inf}
+    for epoch in range(1, config.epochs + 1):
+        started = time.time()
+        network.train()
+        batches = duration_batches(lengths, config.batch_size, rng)
+        total = 0.0
+        progress = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", file=sys.stderr, leave=False)
+        for batch in progress:
+            rows = train_rows[batch]
+            signals, signal_lengths = collate([data.signals[i] for i in rows], crop, rng)
+            targets = torch.from_numpy(data.labels[rows]).to(run_on)
+            loss = loss_function(network(signals.to(run_on), signal_lengths), targets)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(rows)
+            progress.set_postfix(loss=f"{loss.item():.4f}")
+        probabilities = predict_probabilities(network, [data.signals[i] for i in val_rows], run_on)
+        scores = validation_scores(data, val_rows, probabilities, thresholds, config.labels)
+        record = {"epoch": epoch, "train_loss": total / len(train_rows),
+                  **{f"val_{k}": v for k, v in scores.items()}, "seconds": time.time() - started}
+        history.append(record)
+        improved = scores["loss"] < best["loss"]
+        log(f"epoch {epoch:3d}  train loss {record['train_loss']:.4f}  val loss {scores['loss']:.4f}  "
+            f"challenge {scores['challenge_metric']:.3f}  AUROC {scores['auroc']:.3f}  "
+            f"F-beta {scores['f_beta']:.3f}  {record['seconds']:.0f}s" + ("  *" if improved else ""))
+        if improved:
+            best, best_state = {**scores, "epoch": epoch}, copy.deepcopy(network.state_dict())
+        elif epoch - best["epoch"] >= config.patience:
+            log(f"no lower validation loss for {config.patience} epochs: stopping")
+            break
+
+    summary = {
+        "training_data": {
+            "folder": str(Path(train_dir)),
+            "records": len(data.names), "skipped": len(data.skipped),
+            "train_records": int(len(train_rows)), "validation_records": int(len(val_rows)),
+            "positives_per_class": dict(zip(data.classes, data.labels.sum(axis=0).astype(int).tolist())),
+            "labels_not_learned": data.unknown_labels,
+        },
+        "validation": best,
+        "history": history,
+    }
+    checkpoint.save(model_dir, best_state, config, data.classes, thresholds.tolist(), **summary)
+    plot_history(history, Path(model_dir) / "training_curves.png")
+    return summary
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(epochs, [h["train_loss"] for h in history], label="training")
+    left.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    left.set(xlabel="epoch", ylabel="binary cross-entropy", title="Loss")
+    left.legend()
+    for key, name in (("val_challenge_metric", "Challenge metric"), ("val_auroc", "macro AUROC"),
+                      ("val_f_beta", "F-beta")):
+        right.plot(epochs, [h[key] for h in history], label=name)
+    right.set(xlabel="epoch", title="Validation scores (thresholds 0.5)")
+    right.legend()
+    figure.tight_layout()
+    checkpoint.atomic_write(path, lambda p: figure.savefig(p, dpi=100, format="png"))
+    plt.close(figure)

@@ -1,0 +1,112 @@
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, SCORER_CASES, run_script
+from cinc2020.scoring import (ScoringError, auc, challenge_metric, evaluate_directories, load_weights,
+                              score_official)
+
+CASES = [("official_small", "official"), ("official_quirks", "official"), ("unofficial_cpsc", "unofficial")]
+SCALARS = {"auroc": "auroc", "auprc": "auprc", "accuracy": "accuracy", "f_measure": "f_measure",
+           "f_beta_measure": "f_beta", "g_beta_measure": "g_beta", "challenge_metric": "challenge_metric",
+           "f_beta": "f_beta", "g_beta": "g_beta"}
+VECTORS = ("auroc_classes", "auprc_classes", "f_measure_classes")
+
+
+@pytest.mark.parametrize("case,phase", CASES)
+def test_reproduces_official_scorer(case, phase):
+    expected = json.loads((SCORER_CASES / case / "expected.json").read_text())
+    scores = evaluate_directories(SCORER_CASES / case / "labels", SCORER_CASES / case / "outputs", phase)
+    assert scores.classes == expected["classes"]
+    checked = 0
+    for key, value in expected.items():
+        if key in SCALARS:
+            assert getattr(scores, SCALARS[key]) == pytest.approx(value, abs=1e-9), key
+            checked += 1
+        elif key in VECTORS:
+            np.testing.assert_allclose(getattr(scores, key), np.array(value, dtype=float), atol=1e-9, rtol=0)
+            checked += 1
+    assert checked >= 6
+
+
+def test_command_line_writes_official_formats(tmp_path):
+    case = SCORER_CASES / "official_small"
+    expected = json.loads((case / "expected.json").read_text())
+    result = run_script(ROOT / "evaluate_12ECG_score.py", case / "labels", case / "outputs",
+                        tmp_path / "scores.csv", tmp_path / "class_scores.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    header, values = (tmp_path / "scores.csv").read_text().splitlines()
+    assert header == "AUROC,AUPRC,Accuracy,F-measure,Fbeta-measure,Gbeta-measure,Challenge metric"
+    order = ["auroc", "auprc", "accuracy", "f_measure", "f_beta_measure", "g_beta_measure", "challenge_metric"]
+    assert values == ",".join(f"{expected[k]:.3f}" for k in order)
+    rows = (tmp_path / "class_scores.csv").read_text().splitlines()
+    assert rows[0] == "Classes," + ",".join(expected["classes"])
+    assert rows[1] == "AUROC," + ",".join(f"{v:.3f}" for v in expected["auroc_classes"])
+
+
+def test_command_line_unofficial_phase_prints_summary():
+    case = SCORER_CASES / "unofficial_cpsc"
+    expected = json.loads((case / "expected.json").read_text())
+    result = run_script(ROOT / "evaluate_12ECG_score.py", case / "labels", case / "outputs", "--phase", "unofficial")
+    assert result.returncode == 0, result.stderr
+    header, values = result.stdout.strip().splitlines()
+    assert header == "AUROC|AUPRC|Accuracy|F-measure|Fbeta-measure|Gbeta-measure"
+    assert values.split("|")[4] == f"{expected['f_beta']:.3f}"
+
+
+def test_reads_crlf_blank_lines_and_true_false(tmp_path):
+    case = SCORER_CASES / "official_small"
+    messy = tmp_path / "outputs"
+    messy.mkdir()
+    for path in sorted((case / "outputs").iterdir()):
+        lines = path.read_text().splitlines()
+        lines[2] = ",".join("True" if v == "1" else "False" for v in lines[2].split(","))
+        messy.joinpath(path.name).write_bytes(("\r\n\r\n".join(lines) + "\r\n\r\n").encode())
+    clean = evaluate_directories(case / "labels", case / "outputs")
+    dirty = evaluate_directories(case / "labels", messy)
+    assert dirty.challenge_metric == clean.challenge_metric
+    assert dirty.auroc == clean.auroc and dirty.f_measure == clean.f_measure
+
+
+def test_missing_output_file_names_the_record(tmp_path):
+    case = SCORER_CASES / "official_small"
+    outputs = tmp_path / "outputs"
+    shutil.copytree(case / "outputs", outputs)
+    (outputs / "A0003.csv").unlink()
+    with pytest.raises(ScoringError, match="A0003"):
+        evaluate_directories(case / "labels", outputs)
+    result = run_script(ROOT / "evaluate_12ECG_score.py", case / "labels", outputs)
+    assert result.returncode != 0 and "A0003" in result.stderr
+
+
+def test_auc_small_case_by_hand():
+    labels = np.array([[1], [0], [1], [0]], dtype=bool)
+    auroc, auprc = auc(labels, np.array([[0.9], [0.8], [0.7], [0.1]]))
+    assert auroc[0] == pytest.approx(0.75)
+    # Recall steps of 1/2 at precision 1 (0.9) and 2/3 (0.7).
+    assert auprc[0] == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    tied, _ = auc(labels, np.array([[0.5], [0.5], [0.5], [0.5]]))
+    assert tied[0] == pytest.approx(0.5)
+
+
+def test_challenge_metric_is_zero_for_always_normal_and_one_for_perfect():
+    classes, weights = load_weights()
+    rng = np.random.default_rng(0)
+    labels = rng.random((50, len(classes))) < 0.1
+    normal = np.zeros_like(labels)
+    normal[:, classes.index("426783006")] = True
+    assert challenge_metric(labels, labels, weights, classes) == pytest.approx(1.0)
+    assert challenge_metric(labels, normal, weights, classes) == pytest.approx(0.0)
+    scores = score_official(labels, labels, labels.astype(float), classes, weights)
+    assert scores.f_measure == pytest.approx(1.0) and scores.accuracy == 1.0
+    assert math.isfinite(scores.auroc)
+
+
+def test_weights_merge_equivalent_pairs():
+    classes, weights = load_weights()
+    assert len(classes) == 24 and weights.shape == (24, 24)
+    assert "59118001" not in classes and "713427006" in classes
+    assert np.allclose(np.diag(weights), 1.0)

@@ -1,0 +1,37 @@
+#!/usr/bin/env python
+"""Train a model: python train_model.py TRAIN_DIR MODEL_DIR [options]
+
+Called as the organisers call it (two folders, no options) it trains the default
+configuration, changed by $CINC2020_CONFIG if set. Options change it further.
+"""
+
+import argparse
+import os
+import sys
+
+from train_12ECG_classifier import train_12ECG_classifier
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("input_directory", help="folder of training records (.hea + .mat)")
+    parser.add_argument("output_directory", help="folder to write the model into")
+    parser.add_argument("--labels", choices=("snomed", "cpsc"), help="label scheme (default snomed)")
+    parser.add_argument("--model", help="architecture (default crnn)")
+    parser.add_argument("--epochs", type=int, help="most epochs to train")
+    parser.add_argument("--seed", type=int, help="random seed")
+    args = parser.parse_args(argv)
+
+    if not os.path.isdir(args.output_directory):
+        os.mkdir(args.output_directory)
+    print("Running training code...")
+    try:
+        train_12ECG_classifier(args.input_directory, args.output_directory, labels=args.labels,
+                               model=args.model, epochs=args.epochs, seed=args.seed)
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"train_model.py: {error}")
+    print("Done.")
+
+
+if __name__ == "__main__":
+    main()
