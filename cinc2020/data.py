@@ -20,7 +20,9 @@ from .scoring import load_weights
 def prepare(data: np.ndarray, header_lines: list[str] | str, config: Config) -> np.ndarray:
     """The model's input for one record: 12 leads, normalised, at ``config.fs`` (float32)."""
     header = parse_header(header_lines)
-    signal = resample(standard_leads(data, header), header.fs, config.fs)
+    signal = standard_leads(data, header)
+    # Centre before resampling: the filter would otherwise ring at the edges against a DC offset.
+    signal = resample(signal - signal.mean(axis=1, keepdims=True), header.fs, config.fs)
     signal = signal - signal.mean(axis=1, keepdims=True)
     if config.normalisation == "std":
         spread = signal.std(axis=1, keepdims=True)

@@ -195,4 +195,4 @@ def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
     if ratio == 1:
         return signal
-    return resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
+    return resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1, padtype="line").astype(np.float32)

@@ -1,0 +1,81 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import FIXTURES
+from cinc2020 import checkpoint
+from cinc2020.checkpoint import ModelFileError
+from cinc2020.config import Config
+from cinc2020.inference import classify, load_model
+from cinc2020.models import build_model
+from cinc2020.records import read_record
+
+CLASSES = ["164889003", "426783006", "713427006"]
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    network = build_model(Config(), len(CLASSES))
+    checkpoint.save(tmp_path, network.state_dict(), Config(), CLASSES, [0.5, 0.4, 0.3], validation={"loss": 0.1})
+    return tmp_path, network
+
+
+def test_round_trip_gives_identical_predictions(saved):
+    folder, network = saved
+    loaded = load_model(folder)
+    assert loaded.classes == CLASSES and loaded.thresholds.tolist() == [0.5, 0.4, 0.3]
+    assert loaded.description["validation"] == {"loss": 0.1}
+    assert not list(folder.glob("*.tmp"))
+    data, lines = read_record(FIXTURES / "cinc_snomed" / "A0002.hea")
+    labels, scores, classes = classify(data, lines, loaded)
+    network.eval()
+    from cinc2020.data import prepare
+    x = torch.from_numpy(prepare(data, lines, Config()))[None]
+    with torch.no_grad():
+        expected = torch.sigmoid(network(x, torch.tensor([x.shape[-1]])))[0].numpy()
+    np.testing.assert_allclose(scores, expected, atol=1e-6)
+    assert classes == CLASSES and labels.sum() >= 1
+
+
+def test_weights_are_plain_safetensors(saved):
+    folder, _ = saved
+    raw = (folder / "weights.safetensors").read_bytes()
+    header_size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + header_size])
+    assert all(set(entry) >= {"dtype", "shape", "data_offsets"} for k, entry in header.items() if k != "__metadata__")
+
+
+def test_truncated_weights_name_the_file(saved):
+    folder, _ = saved
+    weights = folder / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ModelFileError, match="weights.safetensors"):
+        load_model(folder)
+
+
+def test_tampered_description_names_the_file(saved):
+    folder, _ = saved
+    (folder / "model.json").write_text("{not json")
+    with pytest.raises(ModelFileError, match="model.json: not valid JSON"):
+        load_model(folder)
+    (folder / "model.json").write_text(json.dumps({"format": 1, "config": {"model": "crnn", "evil": 1},
+                                                   "classes": CLASSES, "thresholds": [0.5] * 3}))
+    with pytest.raises(ModelFileError, match="unknown configuration keys: evil"):
+        load_model(folder)
+
+
+def test_weights_that_do_not_fit_the_config(saved):
+    folder, _ = saved
+    document = json.loads((folder / "model.json").read_text())
+    document["config"]["gru_units"] = 64
+    (folder / "model.json").write_text(json.dumps(document))
+    with pytest.raises(ModelFileError, match="do not fit"):
+        load_model(folder)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(ModelFileError, match="no such file"):
+        load_model(tmp_path / "nothing")

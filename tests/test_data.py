@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from conftest import DATA, FIXTURES
+from cinc2020.config import Config
+from cinc2020.data import collate, duration_batches, load_training_set, prepare, stratified_folds
+from cinc2020.records import read_record
+
+
+def test_prepare_gives_normalised_leads_at_model_rate():
+    data, lines = read_record(FIXTURES / "cinc_snomed" / "S0001.hea")  # 1000 Hz, 38.4 s
+    signal = prepare(data, lines, Config())
+    assert signal.shape == (12, 3840) and signal.dtype == np.float32
+    np.testing.assert_allclose(signal.mean(axis=1), 0, atol=1e-4)
+    np.testing.assert_allclose(signal.std(axis=1), 1, atol=1e-3)
+    centred = prepare(data, lines, Config(normalisation="mean"))
+    np.testing.assert_allclose(centred.mean(axis=1), 0, atol=1e-4)
+    assert not np.allclose(centred.std(axis=1), 1)
+
+
+def test_flat_lead_stays_zero():
+    data, lines = read_record(FIXTURES / "cinc_snomed" / "A0002.hea")
+    data[3] = 7.0
+    signal = prepare(data, lines, Config())
+    assert np.all(signal[3] == 0) and np.isfinite(signal).all()
+
+
+def test_stratified_split_keeps_class_shares_on_ptbxl():
+    data = load_training_set(DATA / "ptbxl", Config())
+    fold = stratified_folds(data.labels, [0.8, 0.2], seed=0)
+    assert set(np.unique(fold)) == {0, 1}
+    assert (fold == 1).mean() == pytest.approx(0.2, abs=0.01)
+    positives = data.labels.sum(axis=0)
+    share = data.labels[fold == 1].sum(axis=0) / positives
+    for j, c in enumerate(data.classes):
+        # each class within one record of its ideal 20 % share (rounding) or 3 points
+        assert abs(share[j] - 0.2) <= max(1.5 / positives[j], 0.03), (c, share[j], positives[j])
+    again = stratified_folds(data.labels, [0.8, 0.2], seed=0)
+    np.testing.assert_array_equal(fold, again)
+
+
+def test_stratified_folds_with_unlabelled_rows():
+    labels = np.zeros((10, 3))
+    labels[:4, 0] = 1
+    fold = stratified_folds(labels, [0.5, 0.5], seed=1)
+    assert np.bincount(fold).tolist() == [5, 5]
+    assert labels[fold == 0, 0].sum() == 2
+
+
+def test_duration_batches_group_lengths_and_cover_every_record():
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate([np.full(41, 1000), np.full(20, 3000), [60000]])
+    batches = duration_batches(lengths, 20, rng)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    assert all(len(b) >= 2 for b in batches)
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    assert padded / lengths.sum() < 1.4   # random batches would pad about 10 times over
+
+
+def test_collate_pads_and_crops():
+    signals = [np.ones((12, 50), np.float32), np.ones((12, 120), np.float32)]
+    batch, lengths = collate(signals)
+    assert batch.shape == (2, 12, 120) and lengths.tolist() == [50, 120]
+    assert batch[0, :, 50:].abs().sum() == 0
+    batch, lengths = collate(signals, crop=100, rng=np.random.default_rng(0))
+    assert batch.shape == (2, 12, 100) and lengths.tolist() == [50, 100]
+
+
+def test_training_set_refuses_a_folder_without_labels(tmp_path):
+    (tmp_path / "X.hea").write_text("X 12 500 10\n")
+    with pytest.raises(ValueError, match="no usable labelled record"):
+        load_training_set(tmp_path, Config())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no records"):
+        load_training_set(empty, Config())
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        load_training_set(tmp_path / "missing", Config())

@@ -1,0 +1,50 @@
+import pytest
+import torch
+
+from cinc2020.config import Config
+from cinc2020.models import CRNN, build_model, n_windows
+
+CONFIG = Config()
+
+
+def count_convolutions(model):
+    return sum(isinstance(m, torch.nn.Conv1d) for m in model.modules())
+
+
+def test_crnn_follows_the_design():
+    model = build_model(CONFIG, 24)
+    assert isinstance(model, CRNN)
+    assert count_convolutions(model) == 15
+    assert model.convolutions[-3].out_channels == CONFIG.features_per_window == 12
+    assert model.gru.bidirectional and model.gru.hidden_size == 128
+    assert isinstance(model.head[1], torch.nn.BatchNorm1d)
+
+
+@pytest.mark.parametrize("length", [1, 37, 299, 300, 301, 450, 1000, 6000, 180_000])
+def test_output_shape_for_every_length(length):
+    torch.manual_seed(0)
+    model = build_model(CONFIG, 9).eval()
+    with torch.no_grad():
+        logits = model(torch.randn(1, 12, length), torch.tensor([length]))
+    assert logits.shape == (1, 9) and torch.isfinite(logits).all()
+
+
+def test_padding_does_not_change_a_record():
+    torch.manual_seed(0)
+    model = build_model(CONFIG, 5).eval()
+    short, long = torch.randn(1, 12, 1000), torch.randn(1, 12, 4000)
+    batch = torch.zeros(2, 12, 4000)
+    batch[0, :, :1000], batch[1] = short[0], long[0]
+    with torch.no_grad():
+        alone = model(short, torch.tensor([1000]))
+        together = model(batch, torch.tensor([1000, 4000]))
+    torch.testing.assert_close(together[0], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_window_count():
+    assert [n_windows(n, 300, 150) for n in (1, 300, 301, 450, 451, 1000)] == [1, 1, 2, 2, 3, 6]
+
+
+def test_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model(Config(model="transformer"), 3)

@@ -1,0 +1,137 @@
+import math
+
+import numpy as np
+import pytest
+from scipy.io import savemat
+
+from conftest import DATA, FIXTURES
+from cinc2020.records import (STANDARD_LEADS, RecordError, parse_header, read_record, resample,
+                              standard_leads)
+
+SNOMED = FIXTURES / "cinc_snomed"
+
+
+def header_text(fs=500, n=5000, gain="1000/mV", leads=STANDARD_LEADS, comments=("#Age: 60", "#Sex: Male", "#Dx: 426783006")):
+    lines = [f"REC {len(leads)} {fs} {n}"]
+    lines += [f"REC.mat 16+24 {gain} 16 0 0 0 0 {lead}" for lead in leads]
+    return "\n".join([*lines, *comments]) + "\n"
+
+
+def test_reads_every_fixture_record():
+    for header_path in sorted(FIXTURES.glob("*/*.hea")):
+        data, lines = read_record(header_path)
+        header = parse_header(lines)
+        assert header.fs in (500, 1000)
+        assert data.shape == (12, header.n_samples)
+        assert [lead.name for lead in header.leads] == list(STANDARD_LEADS)
+        assert header.dx
+
+
+def test_header_quirks_of_real_records():
+    nan_age = parse_header((SNOMED / "E00001.hea").read_text())
+    assert math.isnan(nan_age.age) and nan_age.sex == "Female" and nan_age.dx == ["426783006"]
+    lower_unit = parse_header((SNOMED / "HR00001.hea").read_text())  # gains written 1000/mv
+    assert lower_unit.leads[0].gain == 1000 and lower_unit.leads[0].scale_to_mv == 1.0
+    long_record = parse_header((SNOMED / "S0008.hea").read_text())
+    assert long_record.fs == 1000 and long_record.n_samples == 115174
+    ptbxl = parse_header((DATA / "ptbxl" / "HR00001.hea").read_text())
+    assert ptbxl.fs == 100 and ptbxl.dx == ["251146004", "426783006"]
+
+
+@pytest.mark.parametrize("gain,raw,expected_mv", [
+    ("1000/mV", 1500, 1.5),
+    ("1000.0(0)/mV", 1500, 1.5),
+    ("1000/mv", -500, -0.5),
+    ("200(-5)/mV", 195, 1.0),
+    ("4.88(0)/uV", 4880, 1.0),
+    ("0/mV", 400, 2.0),        # zero gain means WFDB's default of 200
+    ("1000", 2000, 2.0),       # no units: millivolts
+])
+def test_gain_baseline_and_units(gain, raw, expected_mv):
+    header = parse_header(header_text(gain=gain))
+    data = np.full((12, 10), raw, dtype=np.int16)
+    assert standard_leads(data, header)[0, 0] == pytest.approx(expected_mv, rel=1e-6)
+
+
+def test_comment_variants():
+    header = parse_header(header_text(comments=("# Age: 71.5", "# Sex: Unknown", "# Dx: 164889003, 59118001")))
+    assert header.age == 71.5 and header.sex == "Unknown" and header.dx == ["164889003", "59118001"]
+    bare = parse_header(header_text(comments=()))
+    assert math.isnan(bare.age) and bare.sex == "Unknown" and bare.dx == []
+    text_age = parse_header(header_text(comments=("#Age: NaN", "#Dx: AF")))
+    assert math.isnan(text_age.age) and text_age.dx == ["AF"]
+
+
+def test_leads_mapped_by_name_in_any_order():
+    data, lines = read_record(SNOMED / "A0002.hea")
+    header = parse_header(lines)
+    reference = standard_leads(data, header)
+    order = np.random.default_rng(0).permutation(12)
+    shuffled_lines = [lines[0]] + [lines[1 + i] for i in order] + lines[13:]
+    shuffled = standard_leads(data[order], parse_header(shuffled_lines))
+    np.testing.assert_array_equal(shuffled, reference)
+
+
+def test_missing_leads_are_zero_and_unknown_names_ignored():
+    header = parse_header(header_text(leads=("II", "v5", "Pleth")))
+    out = standard_leads(np.ones((3, 20)) * 1000, header)
+    assert out.shape == (12, 20)
+    assert out[STANDARD_LEADS.index("II")].max() == 1.0 and out[STANDARD_LEADS.index("V5")].max() == 1.0
+    assert np.count_nonzero(out.any(axis=1)) == 2
+
+
+def test_nan_and_inf_samples_become_zero():
+    header = parse_header(header_text())
+    data = np.ones((12, 5)) * 1000
+    data[0, 1], data[1, 2] = np.nan, np.inf
+    out = standard_leads(data, header)
+    assert np.isfinite(out).all() and out[0, 1] == 0 and out[0, 0] == 1.0
+
+
+@pytest.mark.parametrize("text,match", [
+    ("", "no record line"),
+    ("REC", "no signal count"),
+    ("REC 12 0 5000", "sampling frequency"),
+    ("REC 12 abc 5000", "not a number"),
+    ("REC 2 500 100\nREC.mat 16 1000/mV 16 0 0 0 0 I", "describes 1"),
+    ("REC 1 500 100\nREC.mat 16 lots/mV 16 0 0 0 0 I", "gain"),
+])
+def test_bad_headers_raise_record_error(text, match):
+    with pytest.raises(RecordError, match=match):
+        parse_header(text)
+
+
+def test_lead_count_mismatch_and_empty_signal():
+    header = parse_header(header_text())
+    with pytest.raises(RecordError, match="12 leads but the signal has 11"):
+        standard_leads(np.zeros((11, 100)), header)
+    with pytest.raises(RecordError, match="no samples"):
+        standard_leads(np.zeros((12, 0)), header)
+
+
+def test_bad_signal_files(tmp_path):
+    (tmp_path / "R.hea").write_text(header_text())
+    with pytest.raises(RecordError, match="no such signal file"):
+        read_record(tmp_path / "R.hea")
+    (tmp_path / "R.mat").write_bytes(b"this is not matlab")
+    with pytest.raises(RecordError, match="not a readable MATLAB file"):
+        read_record(tmp_path / "R.hea")
+    savemat(tmp_path / "R.mat", {"signal": np.zeros((12, 10))}, format="4")
+    with pytest.raises(RecordError, match="no 'val'"):
+        read_record(tmp_path / "R.hea")
+    good = (SNOMED / "A0002.mat").read_bytes()
+    (tmp_path / "R.mat").write_bytes(good[: len(good) // 2])
+    with pytest.raises(RecordError):
+        read_record(tmp_path / "R.hea")
+
+
+@pytest.mark.parametrize("fs_in", [257, 300, 500, 1000, 100])
+def test_resampling_keeps_duration_and_waveform(fs_in):
+    seconds, fs_out = 10, 100
+    t = np.arange(int(seconds * fs_in)) / fs_in
+    signal = np.tile(np.sin(2 * np.pi * 2.0 * t), (12, 1)).astype(np.float32)
+    out = resample(signal, fs_in, fs_out)
+    assert out.shape == (12, seconds * fs_out)
+    t_out = np.arange(out.shape[1]) / fs_out
+    inner = slice(50, -50)  # away from the filter's edge effects
+    np.testing.assert_allclose(out[0, inner], np.sin(2 * np.pi * 2.0 * t_out)[inner], atol=0.02)
