@@ -1,0 +1,118 @@
+"""train_model.py -> driver.py -> evaluate_12ECG_score.py on real fixture records, as a team runs them."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import FIXTURES, ROOT, run_script
+from cinc2020.labels import CPSC_CLASSES
+from cinc2020.scoring import evaluate_directories, find_pairs, read_dx, score_predictions
+
+QUICK = json.dumps({"epochs": 2, "min_positives": 1})
+
+
+def read_outputs(folder):
+    rows = {}
+    for path in sorted(folder.glob("*.csv")):
+        lines = path.read_text().splitlines()
+        assert len(lines) == 4, path
+        assert lines[0] == "#" + path.stem
+        classes = lines[1].split(",")
+        labels = [int(v) for v in lines[2].split(",")]
+        scores = [float(v) for v in lines[3].split(",")]
+        assert len(classes) == len(labels) == len(scores)
+        assert set(labels) <= {0, 1} and all(0 <= s <= 1 for s in scores)
+        rows[path.stem] = (classes, labels, scores)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def snomed_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("snomed_model")
+    result = run_script(ROOT / "train_model.py", FIXTURES / "cinc_snomed", folder, env={"CINC2020_CONFIG": QUICK})
+    assert result.returncode == 0, result.stderr[-2000:]
+    return folder, result
+
+
+def test_training_writes_a_complete_model(snomed_model):
+    folder, result = snomed_model
+    assert {"model.json", "weights.safetensors", "training_curves.png"} <= {p.name for p in folder.iterdir()}
+    document = json.loads((folder / "model.json").read_text())
+    assert document["config"]["epochs"] == 2 and document["config"]["model"] == "crnn"
+    assert document["training_data"]["records"] == 12
+    assert len(document["history"]) == 2 and "epoch   2" in result.stderr
+    assert len(document["classes"]) == len(document["thresholds"]) >= 5
+    assert (folder / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_driver_and_scorer_agree_with_in_memory_scores(snomed_model, tmp_path):
+    folder, _ = snomed_model
+    outputs = tmp_path / "outputs"
+    result = run_script(ROOT / "driver.py", folder, FIXTURES / "cinc_snomed", outputs)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "12 classified, 0 failed" in result.stdout
+    rows = read_outputs(outputs)
+    classes = json.loads((folder / "model.json").read_text())["classes"]
+    assert len(rows) == 12 and all(r[0] == classes for r in rows.values())
+    assert all(sum(r[1]) >= 1 for r in rows.values())  # at least the most probable class
+
+    result = run_script(ROOT / "evaluate_12ECG_score.py", FIXTURES / "cinc_snomed", outputs)
+    assert result.returncode == 0, result.stderr
+    printed = dict(zip(*[line.split(",") for line in result.stdout.strip().splitlines()[-2:]]))
+    files = evaluate_directories(FIXTURES / "cinc_snomed", outputs)
+    pairs = find_pairs(FIXTURES / "cinc_snomed", outputs)
+    labels = np.array([rows[h.stem][1] for h, _ in pairs])
+    scores = np.array([rows[h.stem][2] for h, _ in pairs])
+    memory = score_predictions([read_dx(h) for h, _ in pairs], classes, labels, scores, "snomed")
+    assert memory.challenge_metric == pytest.approx(files.challenge_metric, abs=1e-12)
+    assert memory.auroc == pytest.approx(files.auroc, abs=1e-12, nan_ok=True)
+    assert float(printed["Challenge metric"]) == pytest.approx(files.challenge_metric, abs=5e-4)
+
+
+def test_driver_survives_bad_records(snomed_model, tmp_path):
+    folder, _ = snomed_model
+    records = tmp_path / "records"
+    records.mkdir()
+    for suffix in (".hea", ".mat"):
+        shutil.copy(FIXTURES / "cinc_snomed" / ("A0002" + suffix), records / ("GOOD" + suffix))
+    (records / "GOOD.hea").write_text((records / "GOOD.hea").read_text().replace("A0002", "GOOD"))
+    shutil.copy(records / "GOOD.hea", records / "NOMAT.hea")
+    (records / "GARBAGE.mat").write_bytes(b"\x00garbage" * 10)
+    shutil.copy(records / "GOOD.hea", records / "GARBAGE.hea")
+    shutil.copy(records / "GOOD.mat", records / "NOHEA.mat")
+    shutil.copy(records / "GOOD.mat", records / "BADFS.mat")
+    (records / "BADFS.hea").write_text((records / "GOOD.hea").read_text().replace("GOOD 12 500", "BADFS 12 0"))
+    outputs = tmp_path / "outputs"
+    result = run_script(ROOT / "driver.py", folder, records, outputs)
+    assert result.returncode == 1
+    assert "5 records, 1 classified, 4 failed" in result.stdout
+    rows = read_outputs(outputs)
+    assert sorted(rows) == ["BADFS", "GARBAGE", "GOOD", "NOHEA", "NOMAT"]
+    for name in ("BADFS", "GARBAGE", "NOHEA", "NOMAT"):
+        assert sum(rows[name][1]) == 0 and sum(rows[name][2]) == 0
+        assert sum(f"record {name}:" in line for line in result.stderr.splitlines()) == 1
+    assert sum(rows["GOOD"][1]) >= 1
+
+
+def test_unofficial_phase_entry_from_text_labels(tmp_path):
+    model = tmp_path / "cpsc_model"
+    result = run_script(ROOT / "train_model.py", FIXTURES / "cpsc_text", model, "--labels", "cpsc",
+                        env={"CINC2020_CONFIG": QUICK})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((model / "model.json").read_text())["config"]["labels"] == "cpsc"
+    outputs = tmp_path / "outputs"
+    assert run_script(ROOT / "driver.py", model, FIXTURES / "cpsc_text", outputs).returncode == 0
+    rows = read_outputs(outputs)
+    assert len(rows) == 18 and all(r[0] == list(CPSC_CLASSES) for r in rows.values())
+    result = run_script(ROOT / "evaluate_12ECG_score.py", FIXTURES / "cpsc_text", outputs, "--phase", "unofficial")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "AUROC|AUPRC|Accuracy|F-measure|Fbeta-measure|Gbeta-measure"
+
+
+def test_training_on_a_folder_without_labels_stops_clearly(tmp_path):
+    (tmp_path / "X.hea").write_text("X 12 500 5000\n")
+    result = run_script(ROOT / "train_model.py", tmp_path, tmp_path / "model")
+    assert result.returncode != 0
+    assert "no usable labelled record" in result.stderr and "Traceback" not in result.stderr
