@@ -280,26 +280,30 @@ def _is_number(text: str) -> bool:
 def outputs_to_arrays(parsed, classes: list[str], merge_equivalents: bool):
     """Binary and scalar arrays with columns in ``classes`` from parsed output files.
 
-    Equivalent codes share a column (binary: any; scalar: mean of finite values);
-    NaN becomes 0 and a malformed file (None) stays all negative.
+    Equivalent codes share a column (binary: any; scalar: mean of the non-NaN
+    values, NaN when none is finite); NaN becomes 0 and a malformed file (None)
+    stays all negative. Files with the same class row are handled together.
     """
-    column = {c: j for j, c in enumerate(classes)}
     binary = np.zeros((len(parsed), len(classes)), dtype=bool)
     scalar = np.zeros((len(parsed), len(classes)), dtype=np.float64)
+    groups: dict[tuple[str, ...], list[int]] = {}
     for i, entry in enumerate(parsed):
-        if entry is None:
-            continue
-        names, bits, values = entry
-        if merge_equivalents:
-            names = [representative(name) for name in names]
-        collected: dict[int, list[int]] = {}
-        for position, name in enumerate(names):
-            if name in column:
-                collected.setdefault(column[name], []).append(position)
-        for j, positions in collected.items():
-            binary[i, j] = any(bits[p] for p in positions)
-            vals = np.array([values[p] for p in positions])
-            scalar[i, j] = np.nanmean(vals) if np.any(np.isfinite(vals)) else np.nan
+        if entry is not None:
+            groups.setdefault(tuple(entry[0]), []).append(i)
+    for names, rows in groups.items():
+        bits = np.array([parsed[i][1] for i in rows], dtype=bool)
+        values = np.array([parsed[i][2] for i in rows], dtype=np.float64)
+        mapped = [representative(name) if merge_equivalents else name for name in names]
+        for j, name in enumerate(classes):
+            positions = [p for p, m in enumerate(mapped) if m == name]
+            if not positions:
+                continue
+            chosen = values[:, positions]
+            missing = np.isnan(chosen)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(missing, 0.0, chosen).sum(axis=1) / (~missing).sum(axis=1)
+            binary[rows, j] = bits[:, positions].any(axis=1)
+            scalar[rows, j] = np.where(np.isfinite(chosen).any(axis=1), mean, np.nan)
     scalar[np.isnan(scalar)] = 0.0
     return binary, scalar
 

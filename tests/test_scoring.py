@@ -110,3 +110,19 @@ def test_weights_merge_equivalent_pairs():
     assert len(classes) == 24 and weights.shape == (24, 24)
     assert "59118001" not in classes and "713427006" in classes
     assert np.allclose(np.diag(weights), 1.0)
+
+
+def test_equivalent_outputs_merge_with_nan_rules():
+    from cinc2020.scoring import outputs_to_arrays
+    classes = ["713427006", "426783006"]
+    names = ["713427006", "59118001", "426783006"]
+    parsed = [
+        (names, [False, True, True], [float("nan"), 0.4, 0.9]),   # NaN ignored in the mean
+        (names, [False, False, False], [float("nan")] * 3),       # no value at all: 0
+        (names, [True, False, False], [float("inf"), float("inf"), 0.2]),  # no finite value: 0
+        (names, [False, False, True], [0.2, 0.6, 0.1]),
+        None,                                                     # malformed file: all negative
+    ]
+    binary, scalar = outputs_to_arrays(parsed, classes, merge_equivalents=True)
+    assert binary.tolist() == [[True, True], [False, False], [True, False], [False, True], [False, False]]
+    np.testing.assert_allclose(scalar, [[0.4, 0.9], [0, 0], [0, 0.2], [0.4, 0.1], [0, 0]])
