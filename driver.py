@@ -46,8 +46,13 @@ def main(argv):
     for record in tqdm(records, desc="classifying", unit="rec", file=sys.stderr):
         try:
             data, header_data = load_challenge_data(Path(input_directory) / (record + ".mat"))
-        except (RecordError, OSError) as error:
-            reason = str(error) if isinstance(error, RecordError) else f"cannot read header ({error.strerror})"
+        except Exception as error:  # one bad record must never end the run
+            if isinstance(error, RecordError):
+                reason = str(error)
+            elif isinstance(error, OSError):
+                reason = f"cannot read header ({error.strerror})"
+            else:
+                reason = f"unexpected {type(error).__name__}: {error}"
             unreadable.append(record)
             tqdm.write(f"error: record {record}: {reason}; its outputs are all 0", file=sys.stderr)
             zeros = np.zeros(len(model.classes))

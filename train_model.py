@@ -20,13 +20,15 @@ def main(argv=None):
     parser.add_argument("--model", help="architecture (default crnn)")
     parser.add_argument("--epochs", type=int, help="most epochs to train")
     parser.add_argument("--seed", type=int, help="random seed")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a killed run from its last completed epoch (same data and options)")
     args = parser.parse_args(argv)
 
     if not os.path.isdir(args.output_directory):
         os.mkdir(args.output_directory)
     print("Running training code...")
     try:
-        train_12ECG_classifier(args.input_directory, args.output_directory, labels=args.labels,
+        train_12ECG_classifier(args.input_directory, args.output_directory, resume=args.resume, labels=args.labels,
                                model=args.model, epochs=args.epochs, seed=args.seed)
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"train_model.py: {error}")

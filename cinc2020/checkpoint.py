@@ -1,26 +1,31 @@
 """A saved model is a folder: ``model.json`` (configuration, classes, thresholds, what it
-was trained on, how it scored) and ``weights.safetensors`` (tensors only).
+was trained on, how it scored) and ``weights-<hash>.safetensors`` (tensors only).
 
 Loading reads JSON and raw tensors and never unpickles, so a model folder from a
-stranger cannot run code. Files are written to a temporary name and renamed, so
-a run killed while saving leaves the previous model whole.
+stranger cannot run code; the JSON carries the weights' SHA-256, so a tampered or
+mismatched file is refused. Saving writes a new weights file, then replaces the
+JSON atomically (the moment the new model exists), then removes the old weights:
+a run killed at any point leaves one complete model.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as tensors_from_bytes
+from safetensors.torch import save as tensors_to_bytes
 
 from .config import Config
 
 MODEL_FILE = "model.json"
-WEIGHTS_FILE = "weights.safetensors"
+WEIGHTS_NAME = re.compile(r"^weights-[0-9a-f]{16}\.safetensors$")
 FORMAT = 1
 
 
@@ -41,43 +46,82 @@ def atomic_write(path: Path, write) -> None:
             os.unlink(temporary)
 
 
+def write_document(folder: str | Path, filename: str, document: dict, tensors: dict[str, torch.Tensor]) -> None:
+    """Save tensors and the JSON document that names them, crash-safely (see the module's doc)."""
+    folder = Path(folder)
+    weights = write_tensors(folder, tensors)
+    atomic_write(folder / filename, lambda p: p.write_text(json.dumps({**document, **weights}, indent=2)))
+    for stale in folder.glob("weights-*.safetensors"):
+        if stale.name != weights["weights"]:
+            stale.unlink()
+
+
+def read_document(folder: str | Path, filename: str, check=None) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A JSON document and the tensors it names; ``check(document, path)`` vets the JSON first."""
+    folder = Path(folder)
+    path = folder / filename
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file (is {folder} a model folder?)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelFileError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise ModelFileError(f"{path}: not a JSON object")
+    if check is not None:
+        check(document, path)
+    return document, read_tensors(folder, document, path)
+
+
 def save(model_dir: str | Path, state: dict[str, torch.Tensor], config: Config, classes: list[str],
          thresholds: list[float], **metadata) -> None:
-    """Write weights first and the JSON last: the JSON names a complete model."""
-    model_dir = Path(model_dir)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    atomic_write(model_dir / WEIGHTS_FILE, lambda p: save_file(tensors, str(p)))
     document = {"format": FORMAT, "config": config.to_json(), "classes": list(classes),
                 "thresholds": [float(t) for t in thresholds], **metadata}
-    atomic_write(model_dir / MODEL_FILE, lambda p: p.write_text(json.dumps(document, indent=2)))
+    write_document(model_dir, MODEL_FILE, document, state)
+
+
+def write_tensors(folder: Path, tensors: dict[str, torch.Tensor]) -> dict[str, str]:
+    """Write tensors to a content-named file; returns the keys that name it in a JSON document."""
+    payload = tensors_to_bytes({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    digest = hashlib.sha256(payload).hexdigest()
+    name = f"weights-{digest[:16]}.safetensors"
+    atomic_write(folder / name, lambda p: p.write_bytes(payload))
+    return {"weights": name, "weights_sha256": digest}
+
+
+def read_tensors(folder: Path, document: dict, described_by: Path) -> dict[str, torch.Tensor]:
+    """The tensors a JSON document names, checked against its SHA-256."""
+    name = document.get("weights")
+    if not isinstance(name, str) or not WEIGHTS_NAME.match(name):
+        raise ModelFileError(f"{described_by}: 'weights' must name a weights-<hash>.safetensors file in the folder")
+    path = folder / name
+    try:
+        payload = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such file") from None
+    if hashlib.sha256(payload).hexdigest() != document.get("weights_sha256"):
+        raise ModelFileError(f"{path}: contents do not match the SHA-256 in {described_by.name} "
+                             "(truncated, altered, or from another model)")
+    try:
+        return tensors_from_bytes(payload)
+    except (SafetensorError, ValueError) as error:
+        raise ModelFileError(f"{path}: not a readable safetensors file ({error})") from None
 
 
 def load(model_dir: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     """The model's JSON document and its tensors; ``ModelFileError`` names the bad file."""
-    model_dir = Path(model_dir)
-    description = model_dir / MODEL_FILE
-    weights = model_dir / WEIGHTS_FILE
-    try:
-        document = json.loads(description.read_text())
-    except FileNotFoundError:
-        raise ModelFileError(f"{description}: no such file (is {model_dir} a model folder?)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelFileError(f"{description}: not valid JSON ({error})") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise ModelFileError(f"{description}: not a model description of format {FORMAT}")
+    return read_document(model_dir, MODEL_FILE, check=_check_model_document)
+
+
+def _check_model_document(document: dict, path: Path) -> None:
+    if document.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a model description of format {FORMAT}")
     for key in ("config", "classes", "thresholds"):
         if key not in document:
-            raise ModelFileError(f"{description}: missing '{key}'")
+            raise ModelFileError(f"{path}: missing '{key}'")
     try:
         Config.from_json(document["config"])
     except (TypeError, ValueError) as error:
-        raise ModelFileError(f"{description}: bad configuration ({error})") from None
+        raise ModelFileError(f"{path}: bad configuration ({error})") from None
     if len(document["thresholds"]) != len(document["classes"]):
-        raise ModelFileError(f"{description}: {len(document['thresholds'])} thresholds for {len(document['classes'])} classes")
-    try:
-        tensors = load_file(str(weights))
-    except FileNotFoundError:
-        raise ModelFileError(f"{weights}: no such file") from None
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ModelFileError(f"{weights}: not a readable safetensors file ({error})") from None
-    return document, tensors
+        raise ModelFileError(f"{path}: {len(document['thresholds'])} thresholds for {len(document['classes'])} classes")

@@ -41,7 +41,7 @@ def load_model(model_dir: str | Path) -> LoadedModel:
     try:
         network.load_state_dict(tensors)
     except RuntimeError as error:
-        raise ModelFileError(f"{Path(model_dir) / checkpoint.WEIGHTS_FILE}: tensors do not fit the "
+        raise ModelFileError(f"{Path(model_dir) / document['weights']}: tensors do not fit the "
                              f"configured {config.model} model ({str(error).splitlines()[0]})") from None
     run_on = device()
     network.to(run_on).eval()
@@ -83,13 +83,14 @@ def classify(data: np.ndarray, header_lines: list[str], model: LoadedModel):
     """
     try:
         signal = prepare(data, header_lines, model.config)
-    except RecordError as error:
+        probabilities = predict_probabilities(model.network, [signal], model.device)[0]
+    except Exception as error:  # one bad record must never end a challenge run
+        reason = str(error) if isinstance(error, RecordError) else f"unexpected {type(error).__name__}: {error}"
         name = record_name(header_lines)
-        model.failures.append((name, str(error)))
-        print(f"error: record {name}: {error}; its outputs are all 0", file=sys.stderr)
+        model.failures.append((name, reason))
+        print(f"error: record {name}: {reason}; its outputs are all 0", file=sys.stderr)
         zeros = np.zeros(len(model.classes))
         return zeros.astype(int), zeros, model.classes
-    probabilities = predict_probabilities(model.network, [signal], model.device)[0]
     return decide(probabilities, model.thresholds)[0], probabilities, model.classes
 
 

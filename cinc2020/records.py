@@ -25,6 +25,7 @@ _LEAD_INDEX = {name.lower(): i for i, name in enumerate(STANDARD_LEADS)}
 DEFAULT_GAIN = 200.0  # WFDB's gain when a header gives none or zero
 _UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nv": 1e-6}
 MAX_SAMPLES = 1 << 27  # beyond anything the challenge sends; guards memory against a corrupt header
+MIN_FS, MAX_FS = 10.0, 20_000.0  # ECG sampling rates; outside them resampling would be absurd
 
 
 class RecordError(Exception):
@@ -66,8 +67,9 @@ def parse_header(lines: list[str] | str) -> Header:
     if n_leads < 1:
         raise RecordError(f"record line says {n_leads} signals")
     fs = _float(fields[2].split("/")[0], "sampling frequency") if len(fields) > 2 else math.nan
-    if not math.isfinite(fs) or fs <= 0:
-        raise RecordError(f"sampling frequency {fields[2] if len(fields) > 2 else 'missing'!s} is not a positive number")
+    if not math.isfinite(fs) or not MIN_FS <= fs <= MAX_FS:
+        given = fields[2] if len(fields) > 2 else "missing"
+        raise RecordError(f"sampling frequency {given} is outside {MIN_FS:g} to {MAX_FS:g} Hz")
     n_samples = _int(fields[3], "sample count") if len(fields) > 3 else None
     if len(body) < 1 + n_leads:
         raise RecordError(f"header announces {n_leads} signals but describes {len(body) - 1}")

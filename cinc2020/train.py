@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,8 +37,16 @@ def validation_scores(data: TrainingSet, rows: np.ndarray, probabilities: np.nda
             "f_beta": scores.f_beta, "g_beta": scores.g_beta, "f_measure": scores.f_measure}
 
 
-def train(train_dir: str | Path, model_dir: str | Path, config: Config) -> dict:
-    """Train on the records of ``train_dir`` and save the best model in ``model_dir``."""
+RESUME_FOLDER = "resume"  # inside the model folder: the state after the last completed epoch
+
+
+def train(train_dir: str | Path, model_dir: str | Path, config: Config, resume: bool = False) -> dict:
+    """Train on the records of ``train_dir`` and save the best model in ``model_dir``.
+
+    After every epoch the whole training state goes to ``model_dir/resume``; with
+    ``resume`` a run killed at any moment continues from its last completed epoch
+    to the same model an uninterrupted run gives.
+    """
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     data = load_training_set(train_dir, config)
@@ -57,13 +66,20 @@ def train(train_dir: str | Path, model_dir: str | Path, config: Config) -> dict:
     run_on = device()
     network = build_model(config, len(data.classes)).to(run_on)
     optimiser = torch.optim.NAdam(network.parameters(), lr=config.lr)
+    history: list[dict] = []
+    best_state, best = None, {"loss": math.inf}
+    state_dir = Path(model_dir) / RESUME_FOLDER
+    if resume and (state_dir / STATE_FILE).exists():
+        history, best, best_state = restore_state(state_dir, config, data, network, optimiser, rng)
+        log(f"resuming after epoch {len(history)} of {state_dir}")
+
     loss_function = nn.BCEWithLogitsLoss()
     crop = int(config.train_crop_s * config.fs)
     thresholds = np.full(len(data.classes), 0.5)
     lengths = data.lengths[train_rows]
-    history: list[dict] = []
-    best_state, best = None, {"loss": math.inf}
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(len(history) + 1, config.epochs + 1):
+        if best_state is not None and epoch - best["epoch"] > config.patience:
+            break  # a resumed run that had already stopped early
         started = time.time()
         network.train()
         batches = duration_batches(lengths, config.batch_size, rng)
@@ -90,7 +106,8 @@ def train(train_dir: str | Path, model_dir: str | Path, config: Config) -> dict:
             f"F-beta {scores['f_beta']:.3f}  {record['seconds']:.0f}s" + ("  *" if improved else ""))
         if improved:
             best, best_state = {**scores, "epoch": epoch}, copy.deepcopy(network.state_dict())
-        elif epoch - best["epoch"] >= config.patience:
+        save_state(state_dir, config, data, network, optimiser, rng, history, best, best_state)
+        if epoch - best["epoch"] >= config.patience:
             log(f"no lower validation loss for {config.patience} epochs: stopping")
             break
 
@@ -107,7 +124,44 @@ def train(train_dir: str | Path, model_dir: str | Path, config: Config) -> dict:
     }
     checkpoint.save(model_dir, best_state, config, data.classes, thresholds.tolist(), **summary)
     plot_history(history, Path(model_dir) / "training_curves.png")
+    shutil.rmtree(state_dir, ignore_errors=True)
     return summary
+
+
+STATE_FILE = "state.json"
+
+
+def save_state(state_dir: Path, config: Config, data: TrainingSet, network: nn.Module, optimiser,
+               rng: np.random.Generator, history: list[dict], best: dict, best_state: dict) -> None:
+    """Everything needed to continue training exactly where it stands."""
+    optimiser_state = optimiser.state_dict()
+    tensors = {f"network.{k}": v for k, v in network.state_dict().items()}
+    tensors |= {f"best.{k}": v for k, v in best_state.items()}
+    tensors |= {f"optimiser.{index}.{key}": value for index, entry in optimiser_state["state"].items()
+                for key, value in entry.items()}
+    tensors["torch_rng"] = torch.get_rng_state()
+    document = {"config": config.to_json(), "records": data.names, "history": history, "best": best,
+                "numpy_rng": rng.bit_generator.state, "optimiser_groups": optimiser_state["param_groups"]}
+    checkpoint.write_document(state_dir, STATE_FILE, document, tensors)
+
+
+def restore_state(state_dir: Path, config: Config, data: TrainingSet, network: nn.Module, optimiser,
+                  rng: np.random.Generator) -> tuple[list[dict], dict, dict]:
+    document, tensors = checkpoint.read_document(state_dir, STATE_FILE)
+    if Config.from_json(document["config"]) != config or document["records"] != data.names:
+        raise ValueError(f"{state_dir} belongs to another configuration or training set: "
+                         "resume with the same ones, or start afresh without --resume")
+    network.load_state_dict({k[len("network."):]: v for k, v in tensors.items() if k.startswith("network.")})
+    best_state = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimiser."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    optimiser.load_state_dict({"state": state, "param_groups": document["optimiser_groups"]})
+    torch.set_rng_state(tensors["torch_rng"])
+    rng.bit_generator.state = document["numpy_rng"]
+    return document["history"], document["best"], best_state
 
 
 def plot_history(history: list[dict], path: Path) -> None:

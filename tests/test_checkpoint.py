@@ -42,18 +42,46 @@ def test_round_trip_gives_identical_predictions(saved):
 
 def test_weights_are_plain_safetensors(saved):
     folder, _ = saved
-    raw = (folder / "weights.safetensors").read_bytes()
+    (weights,) = folder.glob("weights-*.safetensors")
+    raw = weights.read_bytes()
     header_size = int.from_bytes(raw[:8], "little")
     header = json.loads(raw[8:8 + header_size])
     assert all(set(entry) >= {"dtype", "shape", "data_offsets"} for k, entry in header.items() if k != "__metadata__")
 
 
-def test_truncated_weights_name_the_file(saved):
+def test_truncated_or_altered_weights_name_the_file(saved):
     folder, _ = saved
-    weights = folder / "weights.safetensors"
-    weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(ModelFileError, match="weights.safetensors"):
+    (weights,) = folder.glob("weights-*.safetensors")
+    original = weights.read_bytes()
+    weights.write_bytes(original[:1000])
+    with pytest.raises(ModelFileError, match=weights.name + ": contents do not match"):
         load_model(folder)
+    altered = bytearray(original)
+    altered[-1] ^= 1  # one bit of one weight
+    weights.write_bytes(bytes(altered))
+    with pytest.raises(ModelFileError, match="do not match the SHA-256"):
+        load_model(folder)
+    weights.unlink()
+    with pytest.raises(ModelFileError, match="no such file"):
+        load_model(folder)
+
+
+def test_weights_name_cannot_leave_the_folder(saved):
+    folder, _ = saved
+    document = json.loads((folder / "model.json").read_text())
+    document["weights"] = "../../etc/passwd"
+    (folder / "model.json").write_text(json.dumps(document))
+    with pytest.raises(ModelFileError, match="must name a weights"):
+        load_model(folder)
+
+
+def test_saving_again_replaces_the_weights_file(saved):
+    folder, network = saved
+    for p in network.parameters():
+        p.data += 1
+    checkpoint.save(folder, network.state_dict(), Config(), CLASSES, [0.5] * 3)
+    assert len(list(folder.glob("weights-*.safetensors"))) == 1
+    assert load_model(folder).thresholds.tolist() == [0.5] * 3
 
 
 def test_tampered_description_names_the_file(saved):

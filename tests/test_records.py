@@ -91,7 +91,8 @@ def test_nan_and_inf_samples_become_zero():
 @pytest.mark.parametrize("text,match", [
     ("", "no record line"),
     ("REC", "no signal count"),
-    ("REC 12 0 5000", "sampling frequency"),
+    ("REC 12 0 5000", "sampling frequency 0 is outside"),
+    ("REC 12 1e-9 5000", "outside 10 to 20000 Hz"),
     ("REC 12 abc 5000", "not a number"),
     ("REC 2 500 100\nREC.mat 16 1000/mV 16 0 0 0 0 I", "describes 1"),
     ("REC 1 500 100\nREC.mat 16 lots/mV 16 0 0 0 0 I", "gain"),

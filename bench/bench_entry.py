@@ -1,0 +1,100 @@
+#!/usr/bin/env python
+"""Speed and memory of the entry on this machine's CPU cores.
+
+    python bench/bench_entry.py [--model model] [--records N] [--skip-training]
+
+Prints:
+  * driver.py on the real PTB-XL records of ../shared/data/ptbxl (100 Hz, 10 s): records/s, peak RSS;
+  * driver.py on synthetic 10 s records at 500 Hz (speed only): records/s;
+  * one synthetic 30-minute 500 Hz record through run_12ECG_classifier: seconds;
+  * training: seconds for one epoch over the PTB-XL records (reading excluded).
+"""
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.io import savemat
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED = Path(os.environ.get("CINC2020_SHARED", ROOT.parent / "shared"))
+LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+def write_record(folder: Path, name: str, fs: int, seconds: float, rng) -> None:
+    n = int(fs * seconds)
+    t = np.arange(n) / fs
+    beats = np.sin(2 * np.pi * 1.2 * t) ** 31  # narrow spikes at 72 bpm, a crude ECG
+    data = (1000 * (beats + 0.05 * rng.standard_normal((12, n)))).astype(np.int16)
+    savemat(folder / f"{name}.mat", {"val": data}, format="4")
+    lines = [f"{name} 12 {fs} {n}"] + [f"{name}.mat 16+24 1000/mV 16 0 0 0 0 {lead}" for lead in LEADS]
+    (folder / f"{name}.hea").write_text("\n".join(lines + ["#Age: 50", "#Sex: Male", "#Dx: 426783006"]) + "\n")
+
+
+def time_driver(model: str, records: Path, count: int) -> tuple[float, float]:
+    """Records per second and peak resident memory (MiB) of one driver.py run."""
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, str(ROOT / "driver.py"), model, str(records), out],
+                       check=True, capture_output=True)
+        seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return count / seconds, peak
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(ROOT / "model"))
+    parser.add_argument("--records", type=int, default=None, help="PTB-XL records to run (default all)")
+    parser.add_argument("--skip-training", action="store_true")
+    args = parser.parse_args()
+    import torch
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores")
+
+    ptbxl = SHARED / "data" / "ptbxl"
+    names = sorted(p.stem for p in ptbxl.glob("*.hea"))[: args.records]
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        for name in names:
+            for suffix in (".hea", ".mat"):
+                os.symlink(ptbxl / (name + suffix), folder / (name + suffix))
+        rate, peak = time_driver(args.model, folder, len(names))
+    print(f"driver, PTB-XL {len(names)} real records (100 Hz, 10 s): {rate:7.1f} records/s, peak RSS {peak:.0f} MiB")
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        for i in range(500):
+            write_record(folder, f"S{i:04d}", 500, 10, rng)
+        rate, _ = time_driver(args.model, folder, 500)
+    print(f"driver, 500 synthetic records (500 Hz, 10 s):        {rate:7.1f} records/s")
+
+    from run_12ECG_classifier import load_12ECG_model, run_12ECG_classifier
+    from cinc2020.records import read_record
+    model = load_12ECG_model(args.model)
+    with tempfile.TemporaryDirectory() as folder:
+        write_record(Path(folder), "LONG", 500, 30 * 60, rng)
+        data, header = read_record(Path(folder) / "LONG.hea")
+    started = time.perf_counter()
+    run_12ECG_classifier(data, header, model)
+    print(f"one 30-minute record (500 Hz, synthetic):            {time.perf_counter() - started:7.2f} s")
+
+    if not args.skip_training:
+        from cinc2020.config import Config
+        from cinc2020.train import train
+        with tempfile.TemporaryDirectory() as out:
+            summary = train(ptbxl, out, Config(epochs=1))
+        epoch = summary["history"][0]
+        print(f"training, one epoch over {summary['training_data']['train_records']} PTB-XL records "
+              f"(+{summary['training_data']['validation_records']} validated): {epoch['seconds']:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
