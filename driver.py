@@ -62,7 +62,8 @@ def main(argv):
         save_challenge_predictions(output_directory, record, scores, labels, classes)
 
     failed = len(unreadable) + len(model.failures)
-    print(f"Done: {len(records)} records, {len(records) - failed} classified, {failed} failed (outputs all 0).")
+    note = " (their outputs are all 0; see the errors above)" if failed else ""
+    print(f"Done: {len(records)} records, {len(records) - failed} classified, {failed} failed{note}.")
     return 1 if failed else 0
 
 

@@ -40,6 +40,7 @@ def atomic_write(path: Path, write) -> None:
     os.close(handle)
     try:
         write(Path(temporary))
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes files private; a model is meant to be shared
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -71,6 +72,12 @@ def read_document(folder: str | Path, filename: str, check=None) -> tuple[dict, 
     if check is not None:
         check(document, path)
     return document, read_tensors(folder, document, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save(model_dir: str | Path, state: dict[str, torch.Tensor], config: Config, classes: list[str],

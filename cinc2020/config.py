@@ -27,8 +27,8 @@ class Config:
     # Training.
     batch_size: int = 20
     lr: float = 1e-3
-    epochs: int = 30
-    patience: int = 6            # stop after this many epochs without a lower validation loss
+    epochs: int = 60
+    patience: int = 8            # stop after this many epochs without a lower validation loss
     val_fraction: float = 0.2
     min_positives: int = 5       # a class needs this many labelled training records to be learned
     train_crop_s: float = 60.0   # longer training records are cropped at random to this length

@@ -26,6 +26,7 @@ DEFAULT_GAIN = 200.0  # WFDB's gain when a header gives none or zero
 _UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nv": 1e-6}
 MAX_SAMPLES = 1 << 27  # beyond anything the challenge sends; guards memory against a corrupt header
 MIN_FS, MAX_FS = 10.0, 20_000.0  # ECG sampling rates; outside them resampling would be absurd
+MAX_MV = 10_000.0  # no ECG reaches 10 V; larger values are corrupt and would overflow float32 statistics
 
 
 class RecordError(Exception):
@@ -184,7 +185,7 @@ def standard_leads(data: np.ndarray, header: Header) -> np.ndarray:
         if index is None:
             continue
         values = (row.astype(np.float64) - lead.baseline) / lead.gain * lead.scale_to_mv
-        out[index] = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        out[index] = np.clip(np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0), -MAX_MV, MAX_MV)
         found += 1
     if found == 0:
         names = ", ".join(lead.name for lead in header.leads)
@@ -197,4 +198,5 @@ def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
     if ratio == 1:
         return signal
-    return resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1, padtype="line").astype(np.float32)
+    padding = "line" if signal.shape[-1] > 1 else "constant"  # a line needs two samples to fit
+    return resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1, padtype=padding).astype(np.float32)

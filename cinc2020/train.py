@@ -123,7 +123,7 @@ def train(train_dir: str | Path, model_dir: str | Path, config: Config, resume: 
         "history": history,
     }
     checkpoint.save(model_dir, best_state, config, data.classes, thresholds.tolist(), **summary)
-    plot_history(history, Path(model_dir) / "training_curves.png")
+    plot_history(history, best["epoch"], Path(model_dir) / "training_curves.png")
     shutil.rmtree(state_dir, ignore_errors=True)
     return summary
 
@@ -164,7 +164,7 @@ def restore_state(state_dir: Path, config: Config, data: TrainingSet, network: n
     return document["history"], document["best"], best_state
 
 
-def plot_history(history: list[dict], path: Path) -> None:
+def plot_history(history: list[dict], best_epoch: int, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -180,6 +180,10 @@ def plot_history(history: list[dict], path: Path) -> None:
         right.plot(epochs, [h[key] for h in history], label=name)
     right.set(xlabel="epoch", title="Validation scores (thresholds 0.5)")
     right.legend()
+    for axis in (left, right):
+        axis.axvline(best_epoch, color="grey", linestyle=":", label="_kept")
+    left.annotate(f"kept: epoch {best_epoch}", (best_epoch, 0.98), xycoords=("data", "axes fraction"),
+                  ha="right", va="top", fontsize=8, color="grey")
     figure.tight_layout()
     checkpoint.atomic_write(path, lambda p: figure.savefig(p, dpi=100, format="png"))
     plt.close(figure)
