@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from cinc2020.records import RecordError, read_signal_file
+from cinc2020.records import RecordError, parse_header, read_signal_file
 from run_12ECG_classifier import load_12ECG_model, run_12ECG_classifier
 
 
@@ -22,6 +22,7 @@ def load_challenge_data(mat_file):
     data = np.asarray(read_signal_file(mat_file), dtype=np.float64)
     with open(Path(mat_file).with_suffix(".hea"), "r", errors="replace") as f:
         header_data = f.readlines()
+    parse_header(header_data)  # an unreadable header is reported here, under the file's name
     return data, header_data
 
 

@@ -46,6 +46,9 @@ def test_training_writes_a_complete_model(snomed_model):
     assert document["config"]["epochs"] == 2 and document["config"]["model"] == "crnn"
     assert document["training_data"]["records"] == 12
     assert len(document["history"]) == 2 and "epoch   2" in result.stderr
+    # codes outside the scored classes (e.g. Q0004's 164861001) are reported, not silently dropped
+    assert "labels the model does not learn" in result.stderr and "164861001" in result.stderr
+    assert document["training_data"]["labels_not_learned"]["164861001"] == 1
     assert len(document["classes"]) == len(document["thresholds"]) >= 5
     assert (folder / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
