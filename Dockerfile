@@ -4,8 +4,10 @@ FROM python:3.11-slim
 RUN useradd --create-home --uid 1000 physionet
 WORKDIR /physionet
 
+# A folder of local wheels (PIP_FIND_LINKS) may be mounted at build time; nothing of it stays in the image.
+ARG PIP_FIND_LINKS
 COPY requirements.txt ./
-RUN pip install --no-cache-dir --requirement requirements.txt
+RUN pip install --no-cache-dir --disable-pip-version-check --requirement requirements.txt
 
 COPY --chown=physionet:physionet . /physionet
 USER physionet
