@@ -3,7 +3,12 @@ multi-label stratified splits and duration-grouped batches."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +18,7 @@ from tqdm import tqdm
 
 from .config import Config
 from .labels import CPSC_CLASSES, to_scheme
+from .models import N_LEADS
 from .records import RecordError, parse_header, read_record, resample, standard_leads
 from .scoring import load_weights
 
@@ -55,10 +61,110 @@ def model_classes(dx_lists: list[list[str]], config: Config) -> list[str]:
     return [c for c in scored if counts[c] >= config.min_positives]
 
 
+PREPROCESSING_VERSION = 2  # change whenever prepare() would give other numbers for the same record
+
+
+def cache_root() -> Path:
+    """Where preprocessed records are kept: ``$CINC2020_CACHE``, else the user's cache folder."""
+    if os.environ.get("CINC2020_CACHE"):
+        return Path(os.environ["CINC2020_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cinc2020"
+
+
+class SignalStore:
+    """Preprocessed records in one float32 file, read back a record at a time.
+
+    Each read is one positioned read of that record's bytes, so resident memory
+    holds a batch, never the data set (a memory map would keep every page it had
+    touched counted as resident). ``subset`` gives a view on some of the records.
+    """
+
+    def __init__(self, path: Path, offsets: np.ndarray, lengths: np.ndarray):
+        self.path, self.offsets, self.lengths = path, offsets, lengths
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        n = int(self.lengths[i])
+        flat = np.fromfile(self.path, dtype=np.float32, count=N_LEADS * n, offset=4 * N_LEADS * int(self.offsets[i]))
+        return flat.reshape(N_LEADS, n)
+
+    def subset(self, rows) -> "SignalStore":
+        return SignalStore(self.path, self.offsets[rows], self.lengths[rows])
+
+
+def cached_records(directory: str | Path, config: Config) -> tuple[SignalStore, list[str], list[list[str]], dict[str, str]]:
+    """Every readable record of ``directory`` preprocessed once into the cache.
+
+    The cache is keyed on the record files (names, sizes, modification times) and
+    on everything that changes preprocessing, and is rebuilt when either changes;
+    it is built in a temporary folder and renamed, so a killed build leaves none.
+    Returns the signals, names, #Dx entries and the unreadable records' reasons.
+    """
+    headers = find_records(directory)
+    if not headers:
+        raise ValueError(f"no records (.hea files) in {directory}")
+    fingerprint = [PREPROCESSING_VERSION, config.fs, config.normalisation]
+    for header in headers:
+        fingerprint.append([header.name, *_file_stamp(header), *_file_stamp(header.with_suffix(".mat"))])
+    key = hashlib.sha256(json.dumps(fingerprint).encode()).hexdigest()[:16]
+    root = cache_root()
+    source = Path(directory).resolve()
+    prefix = f"{source.name}-{hashlib.sha256(str(source).encode()).hexdigest()[:8]}-"
+    folder = root / (prefix + key)
+    if not (folder / "index.json").exists():
+        _build_cache(headers, config, root, folder, prefix)
+    index = json.loads((folder / "index.json").read_text())
+    for reason_record, reason in index["skipped"].items():
+        print(f"warning: skipping {reason_record}: {reason}", file=sys.stderr)
+    store = SignalStore(folder / "signals.f32", np.array(index["offsets"], dtype=np.int64),
+                        np.array(index["lengths"], dtype=np.int64))
+    return store, index["names"], index["dx"], index["skipped"]
+
+
+def _file_stamp(path: Path) -> list[int]:
+    try:
+        stat = path.stat()
+        return [stat.st_size, stat.st_mtime_ns]
+    except OSError:
+        return [-1, -1]
+
+
+def _build_cache(headers: list[Path], config: Config, root: Path, folder: Path, prefix: str) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(dir=root, prefix=".building-"))
+    names, dx_lists, offsets, lengths, skipped = [], [], [], [], {}
+    position = 0
+    try:
+        with open(building / "signals.f32", "wb") as out:
+            for path in tqdm(headers, desc="preprocessing records", unit="rec", file=sys.stderr, leave=False):
+                try:
+                    data, header_lines = read_record(path)
+                    header = parse_header(header_lines)
+                    signal = prepare(data, header_lines, config)
+                except RecordError as error:
+                    skipped[path.stem] = str(error)
+                    continue
+                out.write(signal.tobytes())
+                names.append(path.stem)
+                dx_lists.append(header.dx)
+                offsets.append(position)
+                lengths.append(signal.shape[1])
+                position += signal.shape[1]
+        index = {"names": names, "dx": dx_lists, "offsets": offsets, "lengths": lengths, "skipped": skipped}
+        (building / "index.json").write_text(json.dumps(index))
+        for stale in root.glob(prefix + "*"):
+            shutil.rmtree(stale, ignore_errors=True)  # this folder's cache from older files or settings
+        os.replace(building, folder)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+
+
 @dataclass
 class TrainingSet:
     names: list[str]
-    signals: list[np.ndarray]
+    signals: SignalStore
     labels: np.ndarray            # records x classes, float32 0/1
     classes: list[str]
     dx: list[list[str]]           # each record's #Dx entries as written
@@ -67,50 +173,43 @@ class TrainingSet:
 
     @property
     def lengths(self) -> np.ndarray:
-        return np.array([s.shape[1] for s in self.signals])
+        return self.signals.lengths
 
 
 def load_training_set(directory: str | Path, config: Config, classes: list[str] | None = None) -> TrainingSet:
-    """Read, label and preprocess every record of ``directory``.
+    """The labelled records of ``directory``, preprocessed (through the cache).
 
     A record that cannot be read, or that has no label of the scheme, is skipped
     with one warning; a folder with no usable record is an error.
     """
-    headers = find_records(directory)
-    if not headers:
-        raise ValueError(f"no records (.hea files) in {directory}")
-    names, signals, dx_lists, skipped = [], [], [], {}
-    unknown: dict[str, int] = {}
-    for path in tqdm(headers, desc="reading records", unit="rec", file=sys.stderr, leave=False):
-        try:
-            data, header_lines = read_record(path)
-            header = parse_header(header_lines)
-            if not header.dx:
-                raise RecordError("no #Dx labels")
-            mapped = to_scheme(header.dx, config.labels)
-            if config.labels == "cpsc" and not mapped:
-                raise RecordError(f"none of its labels ({', '.join(header.dx)}) maps to a CPSC class")
-            signal = prepare(data, header_lines, config)
-        except RecordError as error:
-            skipped[path.stem] = str(error)
-            print(f"warning: skipping {path.stem}: {error}", file=sys.stderr)
+    store, names, dx_lists, skipped = cached_records(directory, config)
+    skipped = dict(skipped)
+    keep = []
+    for i, (name, dx) in enumerate(zip(names, dx_lists)):
+        if not dx:
+            reason = "no #Dx labels"
+        elif config.labels == "cpsc" and not to_scheme(dx, "cpsc"):
+            reason = f"none of its labels ({', '.join(dx)}) maps to a CPSC class"
+        else:
+            keep.append(i)
             continue
-        names.append(path.stem)
-        signals.append(signal)
-        dx_lists.append(header.dx)
-    if not names:
+        skipped[name] = reason
+        print(f"warning: skipping {name}: {reason}", file=sys.stderr)
+    if not keep:
         raise ValueError(f"no usable labelled record in {directory} ({len(skipped)} skipped)")
+    names = [names[i] for i in keep]
+    dx_lists = [dx_lists[i] for i in keep]
     classes = classes or model_classes(dx_lists, config)
     labels = np.zeros((len(names), len(classes)), dtype=np.float32)
     column = {c: j for j, c in enumerate(classes)}
+    unknown: dict[str, int] = {}
     for i, dx in enumerate(dx_lists):
-        mapped = to_scheme(dx, config.labels)
-        for c in mapped:
+        for c in to_scheme(dx, config.labels):
             if c in column:
                 labels[i, column[c]] = 1
             else:
                 unknown[c] = unknown.get(c, 0) + 1
-    return TrainingSet(names, signals, labels, classes, dx_lists, skipped, unknown)
+    return TrainingSet(names, store.subset(np.array(keep)), labels, classes, dx_lists, skipped, unknown)
 
 
 def stratified_folds(labels: np.ndarray, proportions: list[float], seed: int) -> np.ndarray:

@@ -49,11 +49,12 @@ def load_model(model_dir: str | Path) -> LoadedModel:
                        np.asarray(document["thresholds"], dtype=np.float64), document, run_on)
 
 
-def predict_probabilities(network: nn.Module, signals: list[np.ndarray], run_on: torch.device,
-                          batch_size: int = 20) -> np.ndarray:
-    """Class probabilities for preprocessed signals, batching records of similar length."""
+def predict_probabilities(network: nn.Module, signals, run_on: torch.device, batch_size: int = 20) -> np.ndarray:
+    """Class probabilities for preprocessed signals (a list, or a ``SignalStore`` read a batch at a time),
+    batching records of similar length."""
     network.eval()
-    order = np.argsort([s.shape[1] for s in signals], kind="stable")
+    lengths = signals.lengths if hasattr(signals, "lengths") else [s.shape[1] for s in signals]
+    order = np.argsort(lengths, kind="stable")
     probabilities = np.zeros((len(signals), 0), dtype=np.float64)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):

@@ -95,7 +95,7 @@ def train(train_dir: str | Path, model_dir: str | Path, config: Config, resume: 
             optimiser.step()
             total += loss.item() * len(rows)
             progress.set_postfix(loss=f"{loss.item():.4f}")
-        probabilities = predict_probabilities(network, [data.signals[i] for i in val_rows], run_on)
+        probabilities = predict_probabilities(network, data.signals.subset(val_rows), run_on)
         scores = validation_scores(data, val_rows, probabilities, thresholds, config.labels)
         record = {"epoch": epoch, "train_loss": total / len(train_rows),
                   **{f"val_{k}": v for k, v in scores.items()}, "seconds": time.time() - started}

@@ -1,11 +1,14 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# Preprocessed records go to a cache of this test session's own (subprocesses inherit it).
+os.environ["CINC2020_CACHE"] = tempfile.mkdtemp(prefix="cinc2020-test-cache-")
 SHARED = Path(os.environ.get("CINC2020_SHARED", ROOT.parent / "shared")).resolve()
 DATA = SHARED / "data"
 FIXTURES = DATA / "fixtures"
