@@ -24,8 +24,7 @@ def main(argv=None):
                         help="continue a killed run from its last completed epoch (same data and options)")
     args = parser.parse_args(argv)
 
-    if not os.path.isdir(args.output_directory):
-        os.mkdir(args.output_directory)
+    os.makedirs(args.output_directory, exist_ok=True)  # every process of a torchrun run gets here
     print("Running training code...")
     try:
         train_12ECG_classifier(args.input_directory, args.output_directory, resume=args.resume, labels=args.labels,

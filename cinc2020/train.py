@@ -1,10 +1,18 @@
 """The training loop: a stratified 80/20 split, Nesterov Adam, duration-grouped
-batches, and the checkpoint with the lowest validation binary cross-entropy."""
+batches, and the checkpoint with the lowest validation binary cross-entropy.
+
+Runs on the CPU (every core), on a GPU (mixed precision, pinned memory) or, under
+``torchrun``, on several processes with DistributedDataParallel (NCCL on GPUs,
+gloo on CPUs): each process takes its share of every epoch's batches, all see the
+same validation, and only rank 0 writes. After every epoch the whole training
+state is saved, so a killed run resumes to the model an uninterrupted run gives.
+"""
 
 from __future__ import annotations
 
 import copy
 import math
+import os
 import shutil
 import sys
 import time
@@ -12,15 +20,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from . import checkpoint
 from .config import Config
 from .data import TrainingSet, collate, duration_batches, load_training_set, stratified_folds
-from .inference import decide, device, predict_probabilities
+from .inference import decide, predict_probabilities
 from .models import build_model
 from .scoring import score_predictions
+
+RESUME_FOLDER = "resume"  # inside the model folder: the state after the last completed epoch
+STATE_FILE = "state.json"
 
 
 def binary_cross_entropy(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -37,40 +50,60 @@ def validation_scores(data: TrainingSet, rows: np.ndarray, probabilities: np.nda
             "f_beta": scores.f_beta, "g_beta": scores.g_beta, "f_measure": scores.f_measure}
 
 
-RESUME_FOLDER = "resume"  # inside the model folder: the state after the last completed epoch
+def start_processes() -> tuple[int, int, torch.device]:
+    """(rank, world size, device) of this process; joins the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))  # every core, shared out
+    return rank, world, torch.device("cpu")
 
 
 def train(train_dir: str | Path, model_dir: str | Path, config: Config, resume: bool = False) -> dict:
-    """Train on the records of ``train_dir`` and save the best model in ``model_dir``.
-
-    After every epoch the whole training state goes to ``model_dir/resume``; with
-    ``resume`` a run killed at any moment continues from its last completed epoch
-    to the same model an uninterrupted run gives.
-    """
+    """Train on the records of ``train_dir`` and save the best model in ``model_dir``."""
+    rank, world, run_on = start_processes()
+    log = (lambda text: print(text, file=sys.stderr)) if rank == 0 else (lambda text: None)
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    data = load_training_set(train_dir, config)
+    order_rng = np.random.default_rng(config.seed)             # batch order: the same in every process
+    crop_rng = np.random.default_rng([config.seed, rank])      # crops: each process its own
+
+    if rank == 0:  # rank 0 fills the cache; the others then read it
+        data = load_training_set(train_dir, config)
+    if world > 1:
+        dist.barrier()
+        if rank != 0:
+            data = load_training_set(train_dir, config)
     if len(data.names) < 2:
         raise ValueError(f"need at least two labelled records to train, found {len(data.names)}")
     fold = stratified_folds(data.labels, [1 - config.val_fraction, config.val_fraction], config.seed)
     train_rows, val_rows = np.flatnonzero(fold == 0), np.flatnonzero(fold == 1)
     if len(val_rows) == 0:  # too few records to hold any out: validate on the training records
         val_rows = train_rows
-    log = lambda text: print(text, file=sys.stderr)
     log(f"{len(data.names)} records ({len(data.skipped)} skipped), {len(data.classes)} classes; "
-        f"{len(train_rows)} for training, {len(val_rows)} for validation")
+        f"{len(train_rows)} for training, {len(val_rows)} for validation; "
+        f"{world} process(es) on {run_on.type}")
     if data.unknown_labels:
         log("labels the model does not learn (too rare or unscored): "
             + ", ".join(f"{c} ({n})" for c, n in sorted(data.unknown_labels.items(), key=lambda kv: -kv[1])))
 
-    run_on = device()
-    network = build_model(config, len(data.classes)).to(run_on)
-    optimiser = torch.optim.NAdam(network.parameters(), lr=config.lr)
+    model = build_model(config, len(data.classes)).to(run_on)
+    network = DistributedDataParallel(model, device_ids=[run_on] if run_on.type == "cuda" else None) \
+        if world > 1 else model
+    optimiser = torch.optim.NAdam(model.parameters(), lr=config.lr)
+    scaler = torch.amp.GradScaler("cuda", enabled=run_on.type == "cuda")
     history: list[dict] = []
     best_state, best = None, {"loss": math.inf}
     state_dir = Path(model_dir) / RESUME_FOLDER
     if resume and (state_dir / STATE_FILE).exists():
-        history, best, best_state = restore_state(state_dir, config, data, network, optimiser, rng)
+        history, best, best_state = restore_state(state_dir, config, data, model, optimiser, scaler,
+                                                  order_rng, crop_rng, rank)
         log(f"resuming after epoch {len(history)} of {state_dir}")
 
     loss_function = nn.BCEWithLogitsLoss()
@@ -82,22 +115,33 @@ def train(train_dir: str | Path, model_dir: str | Path, config: Config, resume: 
             break  # a resumed run that had already stopped early
         started = time.time()
         network.train()
-        batches = duration_batches(lengths, config.batch_size, rng)
-        total = 0.0
-        progress = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", unit="batch", file=sys.stderr, leave=False)
+        batches = duration_batches(lengths, config.batch_size, order_rng)
+        if len(batches) < world:
+            raise ValueError(f"{len(batches)} batches cannot feed {world} processes: lower batch_size")
+        mine = batches[: len(batches) - len(batches) % world][rank::world]  # equal shares keep DDP in step
+        total = torch.zeros(2, dtype=torch.float64)
+        progress = tqdm(mine, desc=f"epoch {epoch}/{config.epochs}", unit="batch", file=sys.stderr,
+                        leave=False, disable=rank != 0)
         for batch in progress:
             rows = train_rows[batch]
-            signals, signal_lengths = collate([data.signals[i] for i in rows], crop, rng)
-            targets = torch.from_numpy(data.labels[rows]).to(run_on)
-            loss = loss_function(network(signals.to(run_on), signal_lengths), targets)
+            signals, signal_lengths = collate([data.signals[i] for i in rows], crop, crop_rng)
+            targets = torch.from_numpy(data.labels[rows])
+            if run_on.type == "cuda":
+                signals, targets = signals.pin_memory(), targets.pin_memory()
+            signals, targets = signals.to(run_on, non_blocking=True), targets.to(run_on, non_blocking=True)
+            with torch.autocast(run_on.type, dtype=torch.float16, enabled=run_on.type == "cuda"):
+                loss = loss_function(network(signals, signal_lengths).float(), targets)
             optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(rows)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            total += torch.tensor([loss.item() * len(rows), len(rows)], dtype=torch.float64)
             progress.set_postfix(loss=f"{loss.item():.4f}")
-        probabilities = predict_probabilities(network, data.signals.subset(val_rows), run_on)
+        if world > 1:
+            dist.all_reduce(total)
+        probabilities = predict_probabilities(model, data.signals.subset(val_rows), run_on)
         scores = validation_scores(data, val_rows, probabilities, thresholds, config.labels)
-        record = {"epoch": epoch, "train_loss": total / len(train_rows),
+        record = {"epoch": epoch, "train_loss": float(total[0] / total[1]),
                   **{f"val_{k}": v for k, v in scores.items()}, "seconds": time.time() - started}
         history.append(record)
         improved = scores["loss"] < best["loss"]
@@ -105,8 +149,10 @@ def train(train_dir: str | Path, model_dir: str | Path, config: Config, resume: 
             f"challenge {scores['challenge_metric']:.3f}  AUROC {scores['auroc']:.3f}  "
             f"F-beta {scores['f_beta']:.3f}  {record['seconds']:.0f}s" + ("  *" if improved else ""))
         if improved:
-            best, best_state = {**scores, "epoch": epoch}, copy.deepcopy(network.state_dict())
-        save_state(state_dir, config, data, network, optimiser, rng, history, best, best_state)
+            best, best_state = {**scores, "epoch": epoch}, copy.deepcopy(model.state_dict())
+        if rank == 0:
+            save_state(state_dir, config, data, model, optimiser, scaler, order_rng, crop_rng,
+                       history, best, best_state)
         if epoch - best["epoch"] >= config.patience:
             log(f"no lower validation loss for {config.patience} epochs: stopping")
             break
@@ -118,40 +164,45 @@ def train(train_dir: str | Path, model_dir: str | Path, config: Config, resume: 
             "train_records": int(len(train_rows)), "validation_records": int(len(val_rows)),
             "positives_per_class": dict(zip(data.classes, data.labels.sum(axis=0).astype(int).tolist())),
             "labels_not_learned": data.unknown_labels,
+            "processes": world, "device": run_on.type,
         },
         "validation": best,
         "history": history,
     }
-    checkpoint.save(model_dir, best_state, config, data.classes, thresholds.tolist(), **summary)
-    plot_history(history, best["epoch"], Path(model_dir) / "training_curves.png")
-    shutil.rmtree(state_dir, ignore_errors=True)
+    if rank == 0:
+        checkpoint.save(model_dir, best_state, config, data.classes, thresholds.tolist(), **summary)
+        plot_history(history, best["epoch"], Path(model_dir) / "training_curves.png")
+        shutil.rmtree(state_dir, ignore_errors=True)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
     return summary
 
 
-STATE_FILE = "state.json"
-
-
-def save_state(state_dir: Path, config: Config, data: TrainingSet, network: nn.Module, optimiser,
-               rng: np.random.Generator, history: list[dict], best: dict, best_state: dict) -> None:
+def save_state(state_dir: Path, config: Config, data: TrainingSet, model: nn.Module, optimiser, scaler,
+               order_rng: np.random.Generator, crop_rng: np.random.Generator,
+               history: list[dict], best: dict, best_state: dict) -> None:
     """Everything needed to continue training exactly where it stands."""
     optimiser_state = optimiser.state_dict()
-    tensors = {f"network.{k}": v for k, v in network.state_dict().items()}
+    tensors = {f"network.{k}": v for k, v in model.state_dict().items()}
     tensors |= {f"best.{k}": v for k, v in best_state.items()}
     tensors |= {f"optimiser.{index}.{key}": value for index, entry in optimiser_state["state"].items()
                 for key, value in entry.items()}
     tensors["torch_rng"] = torch.get_rng_state()
     document = {"config": config.to_json(), "records": data.names, "history": history, "best": best,
-                "numpy_rng": rng.bit_generator.state, "optimiser_groups": optimiser_state["param_groups"]}
+                "order_rng": order_rng.bit_generator.state, "crop_rng": crop_rng.bit_generator.state,
+                "optimiser_groups": optimiser_state["param_groups"], "scaler": scaler.state_dict()}
     checkpoint.write_document(state_dir, STATE_FILE, document, tensors)
 
 
-def restore_state(state_dir: Path, config: Config, data: TrainingSet, network: nn.Module, optimiser,
-                  rng: np.random.Generator) -> tuple[list[dict], dict, dict]:
+def restore_state(state_dir: Path, config: Config, data: TrainingSet, model: nn.Module, optimiser, scaler,
+                  order_rng: np.random.Generator, crop_rng: np.random.Generator,
+                  rank: int) -> tuple[list[dict], dict, dict]:
     document, tensors = checkpoint.read_document(state_dir, STATE_FILE)
     if Config.from_json(document["config"]) != config or document["records"] != data.names:
         raise ValueError(f"{state_dir} belongs to another configuration or training set: "
                          "resume with the same ones, or start afresh without --resume")
-    network.load_state_dict({k[len("network."):]: v for k, v in tensors.items() if k.startswith("network.")})
+    model.load_state_dict({k[len("network."):]: v for k, v in tensors.items() if k.startswith("network.")})
     best_state = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
     state: dict[int, dict] = {}
     for key, value in tensors.items():
@@ -159,8 +210,12 @@ def restore_state(state_dir: Path, config: Config, data: TrainingSet, network: n
             _, index, name = key.split(".", 2)
             state.setdefault(int(index), {})[name] = value
     optimiser.load_state_dict({"state": state, "param_groups": document["optimiser_groups"]})
+    if document["scaler"]:
+        scaler.load_state_dict(document["scaler"])
     torch.set_rng_state(tensors["torch_rng"])
-    rng.bit_generator.state = document["numpy_rng"]
+    order_rng.bit_generator.state = document["order_rng"]
+    if rank == 0:  # only rank 0's crop stream was saved; the others restart theirs
+        crop_rng.bit_generator.state = document["crop_rng"]
     return document["history"], document["best"], best_state
 
 
