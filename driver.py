@@ -9,6 +9,7 @@ summary, and an exit status of 1 when any record failed.
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,7 @@ def main(argv):
     print("Loading 12ECG model...")
     model = load_12ECG_model(model_input)
     unreadable = []
+    started = time.perf_counter()
     for record in tqdm(records, desc="classifying", unit="rec", file=sys.stderr):
         try:
             data, header_data = load_challenge_data(Path(input_directory) / (record + ".mat"))
@@ -65,6 +67,8 @@ def main(argv):
     failed = len(unreadable) + len(model.failures)
     note = " (their outputs are all 0; see the errors above)" if failed else ""
     print(f"Done: {len(records)} records, {len(records) - failed} classified, {failed} failed{note}.")
+    seconds = time.perf_counter() - started
+    print(f"{seconds:.1f} s after loading the model, {len(records) / max(seconds, 1e-9):.1f} records/s.")
     return 1 if failed else 0
 
 
