@@ -228,7 +228,11 @@ def stratified_folds(labels: np.ndarray, proportions: list[float], seed: int) ->
     remaining = np.ones(n, dtype=bool)
 
     def place(i: int, label: int | None) -> None:
-        scores = wanted_labels[:, label] if label is not None else wanted_records
+        open_folds = np.flatnonzero(wanted_records > 0)  # a fold with its share of records takes no more
+        if len(open_folds) == 0:
+            open_folds = np.arange(len(proportions))
+        scores = np.full(len(proportions), -np.inf)
+        scores[open_folds] = (wanted_labels[:, label] if label is not None else wanted_records)[open_folds]
         best = np.flatnonzero(scores == scores.max())
         if len(best) > 1:
             best = best[wanted_records[best] == wanted_records[best].max()]

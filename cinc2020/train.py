@@ -66,15 +66,9 @@ def start_processes() -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
-def train(train_dir: str | Path, model_dir: str | Path, config: Config, resume: bool = False) -> dict:
-    """Train on the records of ``train_dir`` and save the best model in ``model_dir``."""
-    rank, world, run_on = start_processes()
-    log = (lambda text: print(text, file=sys.stderr)) if rank == 0 else (lambda text: None)
-    torch.manual_seed(config.seed)
-    order_rng = np.random.default_rng(config.seed)             # batch order: the same in every process
-    crop_rng = np.random.default_rng([config.seed, rank])      # crops: each process its own
-
-    if rank == 0:  # rank 0 fills the cache; the others then read it
+def load_data(train_dir: str | Path, config: Config, rank: int, world: int) -> TrainingSet:
+    """The training set, rank 0 filling the cache before the other processes read it."""
+    if rank == 0:
         data = load_training_set(train_dir, config)
     if world > 1:
         dist.barrier()
@@ -82,10 +76,39 @@ def train(train_dir: str | Path, model_dir: str | Path, config: Config, resume: 
             data = load_training_set(train_dir, config)
     if len(data.names) < 2:
         raise ValueError(f"need at least two labelled records to train, found {len(data.names)}")
-    fold = stratified_folds(data.labels, [1 - config.val_fraction, config.val_fraction], config.seed)
+    return data
+
+
+def split(labels: np.ndarray, config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified training and validation rows; tiny sets validate on their training rows."""
+    fold = stratified_folds(labels, [1 - config.val_fraction, config.val_fraction], config.seed)
     train_rows, val_rows = np.flatnonzero(fold == 0), np.flatnonzero(fold == 1)
-    if len(val_rows) == 0:  # too few records to hold any out: validate on the training records
-        val_rows = train_rows
+    return train_rows, (val_rows if len(val_rows) else train_rows)
+
+
+def train(train_dir: str | Path, model_dir: str | Path, config: Config, resume: bool = False) -> dict:
+    """Train on the records of ``train_dir`` and save the best model in ``model_dir``."""
+    rank, world, run_on = start_processes()
+    data = load_data(train_dir, config, rank, world)
+    train_rows, val_rows = split(data.labels, config)
+    summary = fit(data, train_rows, val_rows, config, model_dir, (rank, world, run_on), resume, str(train_dir))
+    if world > 1:
+        dist.destroy_process_group()
+    return summary
+
+
+def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config: Config,
+        model_dir: str | Path, processes: tuple[int, int, torch.device], resume: bool = False,
+        source: str = "") -> dict:
+    """Train on ``train_rows``, keep the epoch with the lowest loss on ``val_rows``, save it in ``model_dir``.
+
+    ``source`` names the data for the model's description.
+    """
+    rank, world, run_on = processes
+    log = (lambda text: print(text, file=sys.stderr)) if rank == 0 else (lambda text: None)
+    torch.manual_seed(config.seed)
+    order_rng = np.random.default_rng(config.seed)             # batch order: the same in every process
+    crop_rng = np.random.default_rng([config.seed, rank])      # crops: each process its own
     log(f"{len(data.names)} records ({len(data.skipped)} skipped), {len(data.classes)} classes; "
         f"{len(train_rows)} for training, {len(val_rows)} for validation; "
         f"{world} process(es) on {run_on.type}")
@@ -159,7 +182,7 @@ def train(train_dir: str | Path, model_dir: str | Path, config: Config, resume: 
 
     summary = {
         "training_data": {
-            "folder": str(Path(train_dir)),
+            "folder": source,
             "records": len(data.names), "skipped": len(data.skipped),
             "train_records": int(len(train_rows)), "validation_records": int(len(val_rows)),
             "positives_per_class": dict(zip(data.classes, data.labels.sum(axis=0).astype(int).tolist())),
@@ -175,7 +198,6 @@ def train(train_dir: str | Path, model_dir: str | Path, config: Config, resume: 
         shutil.rmtree(state_dir, ignore_errors=True)
     if world > 1:
         dist.barrier()
-        dist.destroy_process_group()
     return summary
 
 

@@ -76,3 +76,9 @@ def test_training_set_refuses_a_folder_without_labels(tmp_path):
         load_training_set(empty, Config())
     with pytest.raises(FileNotFoundError, match="not a folder"):
         load_training_set(tmp_path / "missing", Config())
+
+
+def test_small_sets_still_get_a_validation_share():
+    labels = np.repeat(np.eye(9), 2, axis=0)[:12]  # 12 records, every class at most twice
+    fold = stratified_folds(labels, [0.8, 0.2], seed=0)
+    assert 2 <= (fold == 1).sum() <= 3

@@ -1,0 +1,31 @@
+import json
+
+import numpy as np
+
+from conftest import FIXTURES, ROOT, run_script
+from cinc2020.inference import decide
+from cinc2020.labels import CPSC_CLASSES
+from cinc2020.scoring import read_dx, score_predictions
+
+
+def test_cross_validation_predicts_every_record_out_of_fold(tmp_path):
+    out = tmp_path / "cv"
+    result = run_script("-m", "cinc2020.crossval", FIXTURES / "cpsc_text", out, "--folds", "3", "--labels", "cpsc",
+                        "--epochs", "1", env={"CINC2020_CONFIG": json.dumps({"min_positives": 1})})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "18 records, 3-fold cross-validation, labels cpsc" in result.stdout
+    report = json.loads((out / "crossval.json").read_text())
+    saved = np.load(out / "out_of_fold.npz")
+    assert saved["probabilities"].shape == (18, 9) and list(saved["classes"]) == list(CPSC_CLASSES)
+    assert (saved["probabilities"] > 0).all()                        # every record was predicted
+    assert sorted(np.bincount(saved["fold"]).tolist()) == [6, 6, 6]  # 2 records a class, spread over folds
+    for fold in range(3):
+        document = json.loads((out / f"fold{fold + 1}" / "model.json").read_text())
+        # the held-out fold never trains or selects its own model
+        sizes = document["training_data"]
+        assert sizes["train_records"] + sizes["validation_records"] == 12 and sizes["validation_records"] >= 2
+    dx = [read_dx(FIXTURES / "cpsc_text" / f"{name}.hea") for name in saved["names"]]
+    outputs = decide(saved["probabilities"], np.full(9, 0.5))
+    scores = score_predictions(dx, list(CPSC_CLASSES), outputs, saved["probabilities"], "cpsc")
+    assert report["f_beta"] == scores.f_beta and report["g_beta"] == scores.g_beta
+    assert report["positives_per_class"] == {c: 2 for c in CPSC_CLASSES}
