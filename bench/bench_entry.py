@@ -97,8 +97,10 @@ def main():
         with tempfile.TemporaryDirectory() as out:
             summary = train(ptbxl, out, Config(epochs=1))
         epoch = summary["history"][0]
-        print(f"training, one epoch over {summary['training_data']['train_records']} PTB-XL records "
-              f"(+{summary['training_data']['validation_records']} validated): {epoch['seconds']:.1f} s")
+        trained = summary["training_data"]["train_records"]
+        print(f"training, one epoch over {trained} PTB-XL records "
+              f"(+{summary['training_data']['validation_records']} validated): {epoch['seconds']:.1f} s, "
+              f"{trained / epoch['seconds']:.0f} records/s")
 
 
 if __name__ == "__main__":

@@ -82,7 +82,8 @@ def main(argv=None):
     config = config_from_environment(labels=args.labels, epochs=args.epochs)
     report = cross_validate(args.train_dir, args.out_dir, config, args.folds, args.resume)
     print(f"{report['records']} records, {args.folds}-fold cross-validation, labels {config.labels}:")
-    for key in ("challenge_metric", "auroc", "auprc", "f_measure", "f_beta", "g_beta"):
+    keys = ("challenge_metric",) if config.labels == "snomed" else ()  # the Challenge metric needs SNOMED codes
+    for key in keys + ("auroc", "auprc", "f_measure", "f_beta", "g_beta"):
         print(f"  {key:17s} {report[key]:.3f}")
     print("  per class: " + ", ".join(f"{c} {report['positives_per_class'][c]} records, F {v['f_measure']:.3f}"
                                       for c, v in report["per_class"].items()))
