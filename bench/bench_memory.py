@@ -11,11 +11,9 @@ figure includes building the cache; it prints records, seconds and peak resident
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

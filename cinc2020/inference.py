@@ -59,8 +59,8 @@ def predict_probabilities(network: nn.Module, signals, run_on: torch.device, bat
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
-            batch, lengths = collate([signals[i] for i in chosen])
-            out = torch.sigmoid(network(batch.to(run_on), lengths)).double().cpu().numpy()
+            batch, batch_lengths = collate([signals[i] for i in chosen])
+            out = torch.sigmoid(network(batch.to(run_on), batch_lengths)).double().cpu().numpy()
             if probabilities.shape[1] == 0:
                 probabilities = np.zeros((len(signals), out.shape[1]))
             probabilities[chosen] = out

@@ -57,7 +57,6 @@ def parse_header(lines: list[str] | str) -> Header:
     if isinstance(lines, str):
         lines = lines.splitlines()
     body = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
-    comments = [line.strip()[1:] for line in lines if line.strip().startswith("#")]
     if not body:
         raise RecordError("header has no record line")
     fields = body[0].split()
@@ -75,22 +74,27 @@ def parse_header(lines: list[str] | str) -> Header:
     if len(body) < 1 + n_leads:
         raise RecordError(f"header announces {n_leads} signals but describes {len(body) - 1}")
     leads = [_parse_signal_line(line, i) for i, line in enumerate(body[1:1 + n_leads])]
-    header = Header(name=name, fs=fs, n_samples=n_samples, leads=leads)
-    for comment in comments:
-        key, sep, value = comment.partition(":")
-        if not sep:
-            continue
-        key, value = key.strip().lower(), value.strip()
-        if key == "age":
-            try:
-                header.age = float(value)
-            except ValueError:
-                header.age = math.nan
-        elif key == "sex":
-            header.sex = value or "Unknown"
-        elif key == "dx":
-            header.dx = [code.strip() for code in value.split(",") if code.strip()]
-    return header
+    comments = header_comments(lines)
+    try:
+        age = float(comments.get("age", "nan"))
+    except ValueError:
+        age = math.nan
+    dx = [code.strip() for code in comments.get("dx", "").split(",") if code.strip()]
+    return Header(name=name, fs=fs, n_samples=n_samples, leads=leads, age=age,
+                  sex=comments.get("sex") or "Unknown", dx=dx)
+
+
+def header_comments(lines: list[str] | str) -> dict[str, str]:
+    """``#Key: value`` comments by lower-case key (``# Dx :`` spacing allowed; the first of a key counts)."""
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    comments: dict[str, str] = {}
+    for line in lines:
+        text = line.strip()
+        key, sep, value = text[1:].partition(":")
+        if text.startswith("#") and sep:
+            comments.setdefault(key.strip().lower(), value.strip())
+    return comments
 
 
 _GAIN = re.compile(r"^\s*([-+0-9.eE]+)?\s*(?:\(\s*([-+0-9.eE]+)\s*\))?\s*(?:/\s*(\S+))?\s*$")

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .labels import CPSC_CLASSES, NORMAL_CLASS, representative, to_scheme
+from .records import header_comments
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS_FILE = ROOT / "weights.csv"
@@ -48,11 +49,12 @@ def load_weights(path: str | os.PathLike = WEIGHTS_FILE) -> tuple[list[str], np.
     return classes, values[np.ix_(keep, keep)]
 
 
-def _number(text: str) -> float:
+def _number(text: str, default: float = math.nan) -> float:
+    """``float(text)`` (so 'nan' and 'inf' are numbers), or ``default`` when it is not one."""
     try:
         return float(text)
     except ValueError:
-        return math.nan
+        return default
 
 
 # --------------------------------------------------------------------------- metrics
@@ -243,13 +245,9 @@ def find_pairs(label_dir: str | os.PathLike, output_dir: str | os.PathLike) -> l
 
 
 def read_dx(header: Path) -> list[str]:
-    """The ``#Dx`` codes of a label file (any spacing after ``#``/``:``)."""
-    for line in header.read_text(errors="replace").splitlines():
-        text = line.strip()
-        if text.startswith("#") and text[1:].strip().lower().startswith("dx"):
-            _, _, value = text.partition(":")
-            return [code.strip() for code in value.split(",") if code.strip()]
-    return []
+    """The ``#Dx`` codes of a label file; only that line is read, as the official scorer does."""
+    value = header_comments(header.read_text(errors="replace")).get("dx", "")
+    return [code.strip() for code in value.split(",") if code.strip()]
 
 
 def read_output(path: Path) -> tuple[list[str], list[bool], list[float]] | None:
@@ -265,16 +263,8 @@ def read_output(path: Path) -> tuple[list[str], list[bool], list[float]] | None:
         return None
     classes = rows[0]
     binary = [cell in ("1", "True", "true", "T", "t") for cell in rows[1]]
-    scalar = [_number(cell) if _is_number(cell) else 0.0 for cell in rows[2]]
+    scalar = [_number(cell, default=0.0) for cell in rows[2]]
     return classes, binary, scalar
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def outputs_to_arrays(parsed, classes: list[str], merge_equivalents: bool):

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from conftest import FIXTURES, ROOT, run_script
+from conftest import FIXTURES, run_script
 from cinc2020.inference import decide
 from cinc2020.labels import CPSC_CLASSES
 from cinc2020.scoring import read_dx, score_predictions

@@ -3,7 +3,6 @@
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy.io import savemat
 
 from conftest import FIXTURES
 from cinc2020.config import Config
