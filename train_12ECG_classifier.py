@@ -1,14 +1,20 @@
 """The Challenge's training entry point: train_12ECG_classifier(input_directory, output_directory)."""
 
 from cinc2020.config import config_from_environment
-from cinc2020.train import train
+from cinc2020.recipe import FOLDS, MODELS, STACKING, train_ensemble
 
 
-def train_12ECG_classifier(input_directory, output_directory, resume=False, **overrides):
+def train_12ECG_classifier(input_directory, output_directory, resume=False, models=None, folds=None,
+                           stacking=None, **overrides):
     """Train on the records of ``input_directory``; save the model in ``output_directory``.
 
-    The configuration is the default one, changed by ``$CINC2020_CONFIG`` (JSON,
-    or a path to a JSON file) and then by keyword ``overrides``. With ``resume``,
-    a killed run continues from its last completed epoch.
+    The recipe (cinc2020/recipe.py): ``folds``-fold cross-validation of each of
+    ``models``, their fold models ensembled, thresholds tuned out of fold, and a
+    stacking meta-classifier when there are two architectures and ``stacking``.
+    Each network's configuration is the default one, changed by ``$CINC2020_CONFIG``
+    (JSON, or a path to a JSON file) and then by keyword ``overrides``. With
+    ``resume``, a killed run keeps its finished folds and continues the one under way.
     """
-    return train(input_directory, output_directory, config_from_environment(**overrides), resume=resume)
+    configs = [config_from_environment(model=model, **overrides) for model in (models or MODELS)]
+    return train_ensemble(input_directory, output_directory, configs, FOLDS if folds is None else folds,
+                          STACKING if stacking is None else stacking, resume=resume)

@@ -9,6 +9,8 @@ import argparse
 import os
 import sys
 
+from cinc2020.models import ARCHITECTURES
+from cinc2020.recipe import FOLDS, MODELS
 from train_12ECG_classifier import train_12ECG_classifier
 
 
@@ -17,18 +19,27 @@ def main(argv=None):
     parser.add_argument("input_directory", help="folder of training records (.hea + .mat)")
     parser.add_argument("output_directory", help="folder to write the model into")
     parser.add_argument("--labels", choices=("snomed", "cpsc"), help="label scheme (default snomed)")
-    parser.add_argument("--model", help="architecture (default crnn)")
-    parser.add_argument("--epochs", type=int, help="most epochs to train")
+    parser.add_argument("--model", action="append", choices=sorted(ARCHITECTURES),
+                        help=f"architecture; repeat for several (default {' and '.join(MODELS)})")
+    parser.add_argument("--folds", type=int, help=f"cross-validation folds, one model each; 1 trains one model "
+                                                  f"on a stratified 80 %% (default {FOLDS})")
+    parser.add_argument("--no-stacking", action="store_true",
+                        help="average the architectures instead of fitting a meta-classifier")
+    parser.add_argument("--class-weights", action=argparse.BooleanOptionalAction,
+                        help="weigh rare classes' positive records up in the loss")
+    parser.add_argument("--epochs", type=int, help="most epochs to train each model")
     parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument("--resume", action="store_true",
-                        help="continue a killed run from its last completed epoch (same data and options)")
+                        help="continue a killed run: finished folds are kept, the one under way resumes "
+                             "from its last completed epoch (same data and options)")
     args = parser.parse_args(argv)
 
     os.makedirs(args.output_directory, exist_ok=True)  # every process of a torchrun run gets here
     print("Running training code...")
     try:
-        train_12ECG_classifier(args.input_directory, args.output_directory, resume=args.resume, labels=args.labels,
-                               model=args.model, epochs=args.epochs, seed=args.seed)
+        train_12ECG_classifier(args.input_directory, args.output_directory, resume=args.resume, models=args.model,
+                               folds=args.folds, stacking=False if args.no_stacking else None, labels=args.labels,
+                               class_weights=args.class_weights, epochs=args.epochs, seed=args.seed)
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"train_model.py: {error}")
     print("Done.")

@@ -92,16 +92,18 @@ def main():
     print(f"one 30-minute record (500 Hz, synthetic):            {time.perf_counter() - started:7.2f} s")
 
     if not args.skip_training:
-        from cinc2020.config import Config
-        from cinc2020.train import train
-        with tempfile.TemporaryDirectory() as out:
-            summary = train(ptbxl, out, Config(epochs=1))
-        epoch = summary["history"][0]
-        trained = summary["training_data"]["train_records"]
-        print(f"training, one epoch over {trained} PTB-XL records "
-              f"(+{summary['training_data']['validation_records']} validated): {epoch['seconds']:.1f} s, "
-              f"{trained / epoch['seconds']:.0f} records/s")
-
+        from cinc2020.config import config_from_environment
+        from cinc2020.train import fit, load_data, split, start_processes
+        processes = start_processes()
+        for architecture in ("crnn", "cnn_attention"):
+            config = config_from_environment(model=architecture, epochs=1)
+            data = load_data(ptbxl, config, 0, 1)
+            train_rows, val_rows = split(data.labels, config)
+            with tempfile.TemporaryDirectory() as out:
+                summary = fit(data, train_rows, val_rows, config, out, processes)
+            seconds = summary["history"][0]["seconds"]
+            print(f"training {architecture}, one epoch over {len(train_rows)} PTB-XL records "
+                  f"(+{len(val_rows)} validated): {seconds:.1f} s, {len(train_rows) / seconds:.0f} records/s")
 
 if __name__ == "__main__":
     main()

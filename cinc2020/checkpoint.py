@@ -1,5 +1,11 @@
-"""A saved model is a folder: ``model.json`` (configuration, classes, thresholds, what it
-was trained on, how it scored) and ``weights-<hash>.safetensors`` (tensors only).
+"""A saved model is a folder: ``model.json`` (classes, decision thresholds, each member
+network's configuration, what it was trained on, how it scored) and
+``weights-<hash>.safetensors`` (tensors only).
+
+A model is one or more member networks (the fold models of a cross-validated
+ensemble, of one or two architectures) and, optionally, a stacking
+meta-classifier over the architectures' probabilities. Member ``i``'s tensors
+are named ``member<i>.<parameter>``, the meta-classifier's ``stacker.<name>``.
 
 Loading reads JSON and raw tensors and never unpickles, so a model folder from a
 stranger cannot run code; the JSON carries the weights' SHA-256, so a tampered or
@@ -15,6 +21,7 @@ import json
 import os
 import re
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -26,7 +33,9 @@ from .config import Config
 
 MODEL_FILE = "model.json"
 WEIGHTS_NAME = re.compile(r"^weights-[0-9a-f]{16}\.safetensors$")
-FORMAT = 1
+FORMAT = 2
+MEMBER_PREFIX = "member{}."
+STACKER_PREFIX = "stacker."
 
 
 class ModelFileError(Exception):
@@ -80,11 +89,33 @@ def _umask() -> int:
     return mask
 
 
-def save(model_dir: str | Path, state: dict[str, torch.Tensor], config: Config, classes: list[str],
-         thresholds: list[float], **metadata) -> None:
-    document = {"format": FORMAT, "config": config.to_json(), "classes": list(classes),
-                "thresholds": [float(t) for t in thresholds], **metadata}
-    write_document(model_dir, MODEL_FILE, document, state)
+@dataclass
+class Member:
+    """One network of a saved model."""
+    config: Config
+    state: dict[str, torch.Tensor]
+    description: dict = field(default_factory=dict)  # how it was trained and scored
+
+
+@dataclass
+class SavedModel:
+    classes: list[str]
+    thresholds: list[float]
+    members: list[Member]
+    stacker: dict[str, torch.Tensor] | None = None  # "coefficients" (classes x inputs), "intercepts"
+    stacker_inputs: list[str] = field(default_factory=list)  # the architectures it reads, in order
+    description: dict = field(default_factory=dict)  # the whole model.json
+
+
+def save(model_dir: str | Path, model: SavedModel, **metadata) -> None:
+    tensors = {MEMBER_PREFIX.format(i) + name: value
+               for i, member in enumerate(model.members) for name, value in member.state.items()}
+    document = {"format": FORMAT, "classes": list(model.classes), "thresholds": [float(t) for t in model.thresholds],
+                "members": [{"config": m.config.to_json(), **m.description} for m in model.members], **metadata}
+    if model.stacker is not None:
+        tensors |= {STACKER_PREFIX + name: value for name, value in model.stacker.items()}
+        document["stacker"] = {"inputs": list(model.stacker_inputs)}
+    write_document(model_dir, MODEL_FILE, document, tensors)
 
 
 def write_tensors(folder: Path, tensors: dict[str, torch.Tensor]) -> dict[str, str]:
@@ -115,20 +146,45 @@ def read_tensors(folder: Path, document: dict, described_by: Path) -> dict[str, 
         raise ModelFileError(f"{path}: not a readable safetensors file ({error})") from None
 
 
-def load(model_dir: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """The model's JSON document and its tensors; ``ModelFileError`` names the bad file."""
-    return read_document(model_dir, MODEL_FILE, check=_check_model_document)
+def load(model_dir: str | Path) -> SavedModel:
+    """A saved model; ``ModelFileError`` names the bad file."""
+    document, tensors = read_document(model_dir, MODEL_FILE, check=_check_model_document)
+    members = []
+    for i, entry in enumerate(document["members"]):
+        prefix = MEMBER_PREFIX.format(i)
+        state = {name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)}
+        if not state:
+            raise ModelFileError(f"{Path(model_dir) / document['weights']}: no tensors for member {i}")
+        description = {k: v for k, v in entry.items() if k != "config"}
+        members.append(Member(Config.from_json(entry["config"]), state, description))
+    stacker = {name[len(STACKER_PREFIX):]: value for name, value in tensors.items() if name.startswith(STACKER_PREFIX)}
+    inputs = document.get("stacker", {}).get("inputs", [])
+    if bool(stacker) != ("stacker" in document):
+        raise ModelFileError(f"{Path(model_dir) / MODEL_FILE}: stacker tensors and description disagree")
+    if stacker:
+        n_classes = len(document["classes"])
+        if (tuple(stacker.get("coefficients", torch.empty(0)).shape) != (n_classes, len(inputs) * n_classes)
+                or tuple(stacker.get("intercepts", torch.empty(0)).shape) != (n_classes,)
+                or set(inputs) != {m.config.model for m in members}):
+            raise ModelFileError(f"{Path(model_dir) / document['weights']}: the stacker does not fit "
+                                 f"{n_classes} classes from {', '.join(inputs) or 'no'} models")
+    return SavedModel(list(document["classes"]), list(document["thresholds"]), members,
+                      stacker or None, list(inputs), document)
 
 
 def _check_model_document(document: dict, path: Path) -> None:
     if document.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a model description of format {FORMAT}")
-    for key in ("config", "classes", "thresholds"):
+    for key in ("members", "classes", "thresholds"):
         if key not in document:
             raise ModelFileError(f"{path}: missing '{key}'")
+    if not isinstance(document["members"], list) or not document["members"]:
+        raise ModelFileError(f"{path}: 'members' must list at least one network")
     try:
-        Config.from_json(document["config"])
-    except (TypeError, ValueError) as error:
-        raise ModelFileError(f"{path}: bad configuration ({error})") from None
+        configs = [Config.from_json(entry["config"]) for entry in document["members"]]
+    except (TypeError, ValueError, KeyError) as error:
+        raise ModelFileError(f"{path}: bad member configuration ({error})") from None
+    if len({c.labels for c in configs}) != 1:
+        raise ModelFileError(f"{path}: members use different label schemes")
     if len(document["thresholds"]) != len(document["classes"]):
         raise ModelFileError(f"{path}: {len(document['thresholds'])} thresholds for {len(document['classes'])} classes")

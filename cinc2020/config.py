@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, fields
 @dataclass
 class Config:
     # What the model reads and speaks.
-    model: str = "crnn"          # "crnn": the sliding-window CRNN
+    model: str = "crnn"          # "crnn": the sliding-window CRNN; "cnn_attention": CNN + BiGRU + attention
     labels: str = "snomed"       # "snomed" (official phase) or "cpsc" (unofficial phase's 9 text classes)
     # 100 Hz keeps the diagnostic band of rhythm and morphology (below 40 Hz), is the rate of
     # the PTB-XL development records, and makes a 30-minute record 180,000 samples.
@@ -31,6 +31,9 @@ class Config:
     patience: int = 8            # stop after this many epochs without a lower validation loss
     val_fraction: float = 0.2
     min_positives: int = 5       # a class needs this many labelled training records to be learned
+    # Weigh each class's positive records by sqrt(negatives / positives) in the loss. The full
+    # ratio (over 300 for the rarest classes here) swamps the gradient with a few records.
+    class_weights: bool = False
     train_crop_s: float = 60.0   # longer training records are cropped at random to this length
     seed: int = 0
 
@@ -73,10 +76,17 @@ def config_from_environment(**overrides) -> Config:
     from pathlib import Path
 
     values = Config().to_json()
+    chosen: dict = {}
     text = os.environ.get(ENVIRONMENT_VARIABLE, "").strip()
     if text:
         if not text.startswith("{"):
             text = Path(text).read_text()
-        values.update(json.loads(text))
-    values.update({k: v for k, v in overrides.items() if v is not None})
+        chosen.update(json.loads(text))
+    chosen.update({k: v for k, v in overrides.items() if v is not None})
+    values.update(DESIGN_DEFAULTS.get(chosen.get("model", values["model"]), {}))
+    values.update(chosen)
     return Config.from_json(values)
+
+
+# What each source design does unless told otherwise.
+DESIGN_DEFAULTS = {"crnn": {"normalisation": "std"}, "cnn_attention": {"normalisation": "mean"}}

@@ -1,13 +1,17 @@
-"""k-fold cross-validation: honest scores for a configuration on one folder of records.
+"""k-fold cross-validation: out-of-fold predictions for a configuration, and the fold
+models that made them (which the recipe keeps as an ensemble).
 
-    python -m cinc2020.crossval TRAIN_DIR OUT_DIR [--folds 5] [--labels cpsc] [--epochs N]
+    python -m cinc2020.crossval TRAIN_DIR OUT_DIR [--folds 5] [--labels cpsc] [--model M] [--epochs N]
 
 Records are split into k folds with multi-label stratification. For each fold a
 model is trained on the other folds (its checkpoint chosen on a stratified 20 %
 of those, never on the held-out fold) and predicts the held-out fold, so every
-record gets one out-of-fold prediction. OUT_DIR receives the fold models
-(``fold1`` ...), ``out_of_fold.npz`` (names, classes, probabilities, labels) and
-``crossval.json`` (the scores, per-class record counts).
+record gets one out-of-fold prediction. With one "fold", the model trains on a
+stratified 80 % and its out-of-fold predictions are those of the other 20 % (which
+also chose its checkpoint). The command writes the fold models (``fold1`` ...),
+``out_of_fold.npz`` (names, classes, probabilities, labels, folds) and
+``crossval.json`` (scores at thresholds 0.5 and with cross-validated tuned
+thresholds, per-class record counts).
 """
 
 from __future__ import annotations
@@ -15,59 +19,95 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
 from . import checkpoint
 from .config import Config, config_from_environment
-from .data import stratified_folds
+from .data import TrainingSet, stratified_folds
 from .inference import decide, load_model, predict_probabilities
 from .scoring import score_predictions
+from .thresholds import cross_validated_outputs
 from .train import fit, load_data, split, start_processes
 
 
-def cross_validate(train_dir: str | Path, out_dir: str | Path, config: Config, folds: int = 5,
-                   resume: bool = False) -> dict:
-    rank, world, run_on = start_processes()
-    out_dir = Path(out_dir)
-    data = load_data(train_dir, config, rank, world)
-    fold_of = stratified_folds(data.labels, [1.0] * folds, config.seed)
-    probabilities = np.zeros(data.labels.shape)
-    for fold in tqdm(range(folds), desc="folds", unit="fold", file=sys.stderr, disable=rank != 0):
-        held_out = np.flatnonzero(fold_of == fold)
-        rest = np.flatnonzero(fold_of != fold)
-        inner_train, inner_val = split(data.labels[rest], config)
-        fold_dir = out_dir / f"fold{fold + 1}"
-        if not (resume and (fold_dir / checkpoint.MODEL_FILE).exists()):  # a resumed run keeps finished folds
-            fit(data, rest[inner_train], rest[inner_val], config, fold_dir, (rank, world, run_on), resume,
-                f"{train_dir} (cross-validation fold {fold + 1} of {folds} held out)")
-        model = load_model(fold_dir)
-        probabilities[held_out] = predict_probabilities(model.network, data.signals.subset(held_out), model.device)
+@dataclass
+class OutOfFold:
+    rows: np.ndarray           # the records (rows of the training set) that were predicted out of fold
+    probabilities: np.ndarray  # len(rows) x classes
+    fold_of: np.ndarray        # the fold each of those rows was held out in
+    model_dirs: list[Path]     # one model per fold
 
-    outputs = decide(probabilities, np.full(len(data.classes), 0.5))
-    scores = score_predictions(data.dx, data.classes, outputs, probabilities, config.labels)
-    report = {
-        "folder": str(train_dir), "folds": folds, "records": len(data.names), "config": config.to_json(),
-        "positives_per_class": dict(zip(data.classes, data.labels.sum(axis=0).astype(int).tolist())),
-        "scored_classes": scores.classes,
-        "thresholds": "0.5 for every class; the most probable class when none passes",
-        "challenge_metric": scores.challenge_metric, "auroc": scores.auroc, "auprc": scores.auprc,
-        "f_measure": scores.f_measure, "f_beta": scores.f_beta, "g_beta": scores.g_beta,
-        "accuracy": scores.accuracy,
-        "per_class": {c: {"auroc": a, "auprc": p, "f_measure": f} for c, a, p, f in
-                      zip(scores.classes, scores.auroc_classes.tolist(), scores.auprc_classes.tolist(),
-                          scores.f_measure_classes.tolist())},
-    }
-    if rank == 0:
-        np.savez(out_dir / "out_of_fold.npz", names=np.array(data.names), classes=np.array(data.classes),
-                 probabilities=probabilities, labels=data.labels, fold=fold_of)
-        checkpoint.atomic_write(out_dir / "crossval.json", lambda p: p.write_text(json.dumps(report, indent=2)))
-    if world > 1:
-        dist.destroy_process_group()
-    return report
+
+def cross_validate(data: TrainingSet, config: Config, folds: int, out_dir: str | Path,
+                   processes: tuple[int, int, torch.device], resume: bool = False, source: str = "",
+                   rows: np.ndarray | None = None, label: str = "") -> OutOfFold:
+    """Train one model per fold of ``rows`` (default: every record) in ``out_dir/fold<k>``.
+
+    ``label`` prefixes the progress lines (say, which architecture of several).
+    """
+    rows = np.arange(len(data.names)) if rows is None else np.asarray(rows)
+    if not 1 <= folds <= len(rows):
+        raise ValueError(f"--folds must be between 1 and the number of records ({len(rows)}), not {folds}")
+    rank = processes[0]
+    if folds == 1:
+        inner_train, inner_val = split(data.labels[rows], config)
+        plan = [(inner_train, inner_val, inner_val)]
+        fold_of = np.where(np.isin(np.arange(len(rows)), inner_val), 0, -1)
+    else:
+        fold_of = stratified_folds(data.labels[rows], [1.0] * folds, config.seed)
+        plan = []
+        for fold in range(folds):
+            rest = np.flatnonzero(fold_of != fold)
+            inner_train, inner_val = split(data.labels[rows[rest]], config)
+            plan.append((rest[inner_train], rest[inner_val], np.flatnonzero(fold_of == fold)))
+    probabilities = np.full((len(rows), len(data.classes)), np.nan)
+    model_dirs = []
+    progress = tqdm(plan, desc=f"{label}folds", unit="fold", file=sys.stderr, disable=rank != 0)
+    for fold, (train_rows, val_rows, held_out) in enumerate(progress):
+        fold_dir = Path(out_dir) / f"fold{fold + 1}"
+        if resume and (fold_dir / checkpoint.MODEL_FILE).exists():  # a resumed run keeps finished folds
+            finished = checkpoint.load(fold_dir)
+            if (finished.members[0].config != config
+                    or finished.description["training_data"]["train_records"] != len(train_rows)):
+                raise ValueError(f"{fold_dir} belongs to another configuration or training set: "
+                                 "resume with the same ones, or start afresh without --resume")
+        else:
+            fit(data, rows[train_rows], rows[val_rows], config, fold_dir, processes, resume,
+                f"{source} (cross-validation fold {fold + 1} of {folds})")
+        model = load_model(fold_dir)
+        probabilities[held_out] = predict_probabilities(model.networks[0], data.signals.subset(rows[held_out]),
+                                                        model.device)
+        model_dirs.append(fold_dir)
+    predicted = fold_of >= 0
+    return OutOfFold(rows[predicted], probabilities[predicted], fold_of[predicted], model_dirs)
+
+
+def report(data: TrainingSet, oof: OutOfFold, config: Config) -> dict:
+    """Out-of-fold scores at thresholds 0.5, and with thresholds tuned on the other folds."""
+    dx = [data.dx[i] for i in oof.rows]
+    result = {"records": len(oof.rows), "folds": int(oof.fold_of.max()) + 1,
+              "positives_per_class": dict(zip(data.classes, data.labels[oof.rows].sum(axis=0).astype(int).tolist()))}
+    at_half = decide(oof.probabilities, np.full(len(data.classes), 0.5))
+    tuned = cross_validated_outputs(oof.probabilities, dx, data.classes, config.labels, oof.fold_of) \
+        if result["folds"] > 1 else None
+    for name, outputs in (("thresholds_0.5", at_half), ("tuned_thresholds", tuned)):
+        if outputs is None:
+            continue
+        scores = score_predictions(dx, data.classes, outputs, oof.probabilities, config.labels)
+        result[name] = {
+            "challenge_metric": scores.challenge_metric, "auroc": scores.auroc, "auprc": scores.auprc,
+            "f_measure": scores.f_measure, "f_beta": scores.f_beta, "g_beta": scores.g_beta,
+            "accuracy": scores.accuracy,
+            "per_class": {c: {"auroc": a, "f_measure": f} for c, a, f in
+                          zip(scores.classes, scores.auroc_classes.tolist(), scores.f_measure_classes.tolist())},
+        }
+    return result
 
 
 def main(argv=None):
@@ -76,17 +116,31 @@ def main(argv=None):
     parser.add_argument("out_dir")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--labels", choices=("snomed", "cpsc"))
+    parser.add_argument("--model", help="architecture (crnn or cnn_attention)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--resume", action="store_true", help="keep finished folds, resume the one under way")
     args = parser.parse_args(argv)
-    config = config_from_environment(labels=args.labels, epochs=args.epochs)
-    report = cross_validate(args.train_dir, args.out_dir, config, args.folds, args.resume)
-    print(f"{report['records']} records, {args.folds}-fold cross-validation, labels {config.labels}:")
-    keys = ("challenge_metric",) if config.labels == "snomed" else ()  # the Challenge metric needs SNOMED codes
-    for key in keys + ("auroc", "auprc", "f_measure", "f_beta", "g_beta"):
-        print(f"  {key:17s} {report[key]:.3f}")
-    print("  per class: " + ", ".join(f"{c} {report['positives_per_class'][c]} records, F {v['f_measure']:.3f}"
-                                      for c, v in report["per_class"].items()))
+    config = config_from_environment(labels=args.labels, model=args.model, epochs=args.epochs)
+    processes = start_processes()
+    data = load_data(args.train_dir, config, processes[0], processes[1])
+    out_dir = Path(args.out_dir)
+    oof = cross_validate(data, config, args.folds, out_dir, processes, args.resume, str(args.train_dir))
+    result = {"folder": str(args.train_dir), "config": config.to_json(), **report(data, oof, config)}
+    if processes[0] == 0:
+        np.savez(out_dir / "out_of_fold.npz", names=np.array(data.names)[oof.rows], classes=np.array(data.classes),
+                 probabilities=oof.probabilities, labels=data.labels[oof.rows], fold=oof.fold_of)
+        checkpoint.atomic_write(out_dir / "crossval.json", lambda p: p.write_text(json.dumps(result, indent=2)))
+        print(f"{result['records']} records, {args.folds}-fold cross-validation, labels {config.labels}:")
+        keys = ("challenge_metric",) if config.labels == "snomed" else ()  # the Challenge metric needs SNOMED codes
+        for key in keys + ("auroc", "f_measure", "f_beta", "g_beta"):
+            print(f"  {key:17s} {result['thresholds_0.5'][key]:.3f} at thresholds 0.5"
+                  + (f", {result['tuned_thresholds'][key]:.3f} tuned on the other folds"
+                     if "tuned_thresholds" in result else ""))
+        print("  per class: " + ", ".join(f"{c} {result['positives_per_class'][c]} records, "
+                                          f"F {v['f_measure']:.3f}"
+                                          for c, v in result["thresholds_0.5"]["per_class"].items()))
+    if processes[1] > 1:
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

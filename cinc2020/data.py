@@ -105,13 +105,15 @@ def cached_records(directory: str | Path, config: Config) -> tuple[SignalStore, 
     headers = find_records(directory)
     if not headers:
         raise ValueError(f"no records (.hea files) in {directory}")
-    fingerprint = [PREPROCESSING_VERSION, config.fs, config.normalisation]
+    fingerprint = [PREPROCESSING_VERSION]
     for header in headers:
         fingerprint.append([header.name, *_file_stamp(header), *_file_stamp(header.with_suffix(".mat"))])
     key = hashlib.sha256(json.dumps(fingerprint).encode()).hexdigest()[:16]
     root = cache_root()
     source = Path(directory).resolve()
-    prefix = f"{source.name}-{hashlib.sha256(str(source).encode()).hexdigest()[:8]}-"
+    # One cache per folder and preprocessing setting (the architectures normalise differently).
+    setting = json.dumps([str(source), config.fs, config.normalisation])
+    prefix = f"{source.name}-{hashlib.sha256(setting.encode()).hexdigest()[:8]}-"
     folder = root / (prefix + key)
     if not (folder / "index.json").exists():
         _build_cache(headers, config, root, folder, prefix)
@@ -155,7 +157,7 @@ def _build_cache(headers: list[Path], config: Config, root: Path, folder: Path, 
         index = {"names": names, "dx": dx_lists, "offsets": offsets, "lengths": lengths, "skipped": skipped}
         (building / "index.json").write_text(json.dumps(index))
         for stale in root.glob(prefix + "*"):
-            shutil.rmtree(stale, ignore_errors=True)  # this folder's cache from older files or settings
+            shutil.rmtree(stale, ignore_errors=True)  # this folder's cache from older files or code
         os.replace(building, folder)
     finally:
         shutil.rmtree(building, ignore_errors=True)

@@ -15,6 +15,7 @@ from . import checkpoint
 from .checkpoint import ModelFileError
 from .config import Config
 from .data import collate, prepare
+from .ensemble import combine
 from .models import build_model
 from .records import RecordError
 
@@ -25,28 +26,45 @@ def device() -> torch.device:
 
 @dataclass
 class LoadedModel:
-    network: nn.Module
-    config: Config
+    networks: list[nn.Module]
+    configs: list[Config]            # one per network
     classes: list[str]
     thresholds: np.ndarray
+    stacker: dict[str, np.ndarray] | None
+    stacker_inputs: list[str]
     description: dict
     device: torch.device
     failures: list[tuple[str, str]] = field(default_factory=list)  # (record, reason) it answered with zeros
 
+    def probabilities(self, data: np.ndarray, header_lines: list[str]) -> np.ndarray:
+        """The model's class probabilities for one record, from every member network."""
+        prepared: dict[tuple, np.ndarray] = {}  # members preprocessing alike share one preparation
+        outputs = []
+        for network, config in zip(self.networks, self.configs):
+            key = (config.fs, config.normalisation)
+            if key not in prepared:
+                prepared[key] = prepare(data, header_lines, config)
+            outputs.append(predict_probabilities(network, [prepared[key]], self.device)[0])
+        return combine(np.stack(outputs)[:, None, :], [c.model for c in self.configs],
+                       self.stacker, self.stacker_inputs)[0]
+
 
 def load_model(model_dir: str | Path) -> LoadedModel:
-    document, tensors = checkpoint.load(model_dir)
-    config = Config.from_json(document["config"])
-    network = build_model(config, len(document["classes"]))
-    try:
-        network.load_state_dict(tensors)
-    except RuntimeError as error:
-        raise ModelFileError(f"{Path(model_dir) / document['weights']}: tensors do not fit the "
-                             f"configured {config.model} model ({str(error).splitlines()[0]})") from None
+    saved = checkpoint.load(model_dir)
     run_on = device()
-    network.to(run_on).eval()
-    return LoadedModel(network, config, list(document["classes"]),
-                       np.asarray(document["thresholds"], dtype=np.float64), document, run_on)
+    networks = []
+    for i, member in enumerate(saved.members):
+        network = build_model(member.config, len(saved.classes))
+        try:
+            network.load_state_dict(member.state)
+        except RuntimeError as error:
+            raise ModelFileError(f"{Path(model_dir) / saved.description['weights']}: member {i}'s tensors do not "
+                                 f"fit its {member.config.model} model ({str(error).splitlines()[0]})") from None
+        networks.append(network.to(run_on).eval())
+    stacker = None if saved.stacker is None else {k: v.double().numpy() for k, v in saved.stacker.items()}
+    return LoadedModel(networks, [m.config for m in saved.members], saved.classes,
+                       np.asarray(saved.thresholds, dtype=np.float64), stacker, saved.stacker_inputs,
+                       saved.description, run_on)
 
 
 def predict_probabilities(network: nn.Module, signals, run_on: torch.device, batch_size: int = 20) -> np.ndarray:
@@ -68,12 +86,15 @@ def predict_probabilities(network: nn.Module, signals, run_on: torch.device, bat
 
 
 def decide(probabilities: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """0/1 labels: each class at its threshold, and the most probable class when none passes."""
+    """0/1 labels: each class at its threshold, and the most probable class when none passes.
+
+    ``thresholds`` (classes) may carry leading axes, to decide several ways at once.
+    """
     probabilities = np.atleast_2d(probabilities)
-    labels = (probabilities >= thresholds).astype(int)
-    empty = labels.sum(axis=1) == 0
-    labels[empty, np.argmax(probabilities[empty], axis=1)] = 1
-    return labels
+    labels = probabilities >= np.asarray(thresholds)[..., None, :]
+    most_probable = np.eye(probabilities.shape[1], dtype=bool)[np.argmax(probabilities, axis=1)]
+    empty = ~labels.any(axis=-1, keepdims=True)
+    return np.where(empty, most_probable, labels).astype(np.int8)
 
 
 def classify(data: np.ndarray, header_lines: list[str], model: LoadedModel):
@@ -83,8 +104,7 @@ def classify(data: np.ndarray, header_lines: list[str], model: LoadedModel):
     ``model.failures``; it never raises.
     """
     try:
-        signal = prepare(data, header_lines, model.config)
-        probabilities = predict_probabilities(model.network, [signal], model.device)[0]
+        probabilities = model.probabilities(data, header_lines)
     except Exception as error:  # one bad record must never end a challenge run
         reason = str(error) if isinstance(error, RecordError) else f"unexpected {type(error).__name__}: {error}"
         name = record_name(header_lines)

@@ -89,15 +89,17 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def confusion(labels: np.ndarray, outputs: np.ndarray, weights: np.ndarray | None = None):
-    """Per-class TP, FP, FN, TN, each record counted with the given weight (default 1)."""
+    """Per-class TP, FP, FN, TN, each record counted with the given weight (default 1).
+
+    ``outputs`` may carry leading axes (several sets of outputs for the same records).
+    """
     labels = np.asarray(labels, dtype=bool)
     outputs = np.asarray(outputs, dtype=bool)
-    w = np.ones(len(labels)) if weights is None else weights
-    w = w[:, None]
-    tp = np.sum(w * (labels & outputs), axis=0)
-    fp = np.sum(w * (~labels & outputs), axis=0)
-    fn = np.sum(w * (labels & ~outputs), axis=0)
-    tn = np.sum(w * (~labels & ~outputs), axis=0)
+    w = (np.ones(len(labels)) if weights is None else weights)[:, None]
+    tp = np.sum(w * (labels & outputs), axis=-2)
+    fp = np.sum(w * (~labels & outputs), axis=-2)
+    fn = np.sum(w * (labels & ~outputs), axis=-2)
+    tn = np.sum(w * (~labels & ~outputs), axis=-2)
     return tp, fp, fn, tn
 
 
@@ -123,21 +125,26 @@ def beta_measures(labels, outputs, beta: float = BETA, empty: float = math.nan):
     return f_beta, g_beta
 
 
-def challenge_metric(labels, outputs, weights: np.ndarray, classes: list[str]) -> float:
-    """Weighted partial credit, 0 for always answering 'normal', 1 for always right."""
+def challenge_metric(labels, outputs, weights: np.ndarray, classes: list[str]):
+    """Weighted partial credit, 0 for always answering 'normal', 1 for always right.
+
+    ``outputs`` may carry leading axes; the result then has them too.
+    """
     labels = np.asarray(labels, dtype=bool)
     outputs = np.asarray(outputs, dtype=bool)
     normal = np.zeros_like(labels)
     normal[:, classes.index(NORMAL_CLASS)] = True
+    gain = labels @ np.nan_to_num(weights)  # gain[i, k]: credit record i earns per unit of answering class k
 
     def credit(predicted):
-        per_record = np.maximum(np.sum(labels | predicted, axis=1), 1).astype(np.float64)
-        return np.nansum(weights * ((labels / per_record[:, None]).T @ predicted))
+        per_record = np.maximum(np.sum(labels | predicted, axis=-1), 1)
+        return np.sum(np.sum(gain * predicted, axis=-1) / per_record, axis=-1)
 
     observed, correct, inactive = credit(outputs), credit(labels), credit(normal)
     if correct == inactive:
-        return math.nan
-    return float((observed - inactive) / (correct - inactive))
+        return np.full(np.shape(observed), math.nan) if np.ndim(observed) else math.nan
+    score = (observed - inactive) / (correct - inactive)
+    return score if np.ndim(score) else float(score)
 
 
 @dataclass
@@ -198,16 +205,14 @@ def _nanmean(values: np.ndarray) -> float:
     return float(np.mean(values)) if values.size else math.nan
 
 
-def score_predictions(dx_lists: list[list[str]], classes: list[str], outputs: np.ndarray,
-                      scores: np.ndarray, scheme: str) -> Scores:
-    """Score a model's outputs on labelled records as ``evaluate_12ECG_score.py`` would.
+def scheme_labels(dx_lists: list[list[str]], scheme: str) -> tuple[list[str], np.ndarray]:
+    """The classes a scheme scores on these records, and the records' labels in them.
 
-    Official scheme: over all scored classes of ``weights.csv``, a class the model
-    does not answer counting as always negative. CPSC scheme: over the CPSC
+    Official scheme: every scored class of ``weights.csv``. CPSC scheme: the CPSC
     classes present in the (mapped) labels.
     """
     if scheme == "snomed":
-        scored, weights = load_weights()
+        scored, _ = load_weights()
     else:
         found = {c for dx in dx_lists for c in to_scheme(dx, scheme)}
         scored = [c for c in CPSC_CLASSES if c in found]
@@ -216,15 +221,40 @@ def score_predictions(dx_lists: list[list[str]], classes: list[str], outputs: np
         for c in to_scheme(dx, scheme):
             if c in scored:
                 labels[i, scored.index(c)] = True
-    full_outputs = np.zeros(labels.shape, dtype=bool)
-    full_scores = np.zeros(labels.shape)
+    return scored, labels
+
+
+def scored_columns(values: np.ndarray, classes: list[str], scored: list[str]) -> np.ndarray:
+    """A model's columns (``classes``, the last axis) placed among the scored classes; one it does not answer is 0."""
+    full = np.zeros(values.shape[:-1] + (len(scored),), dtype=values.dtype)
     for j, c in enumerate(classes):
         if c in scored:
-            full_outputs[:, scored.index(c)] = outputs[:, j]
-            full_scores[:, scored.index(c)] = scores[:, j]
+            full[..., scored.index(c)] = values[..., j]
+    return full
+
+
+def score_predictions(dx_lists: list[list[str]], classes: list[str], outputs: np.ndarray,
+                      scores: np.ndarray, scheme: str) -> Scores:
+    """Score a model's outputs on labelled records as ``evaluate_12ECG_score.py`` would."""
+    scored, labels = scheme_labels(dx_lists, scheme)
+    full_outputs = scored_columns(np.asarray(outputs, dtype=bool), classes, scored)
+    full_scores = scored_columns(np.asarray(scores, dtype=np.float64), classes, scored)
     if scheme == "snomed":
-        return score_official(labels, full_outputs, full_scores, scored, weights)
+        return score_official(labels, full_outputs, full_scores, scored, load_weights()[1])
     return score_unofficial(labels, full_outputs, full_scores, scored)
+
+
+def decision_metric(dx_lists: list[list[str]], classes: list[str], scheme: str):
+    """``metric(outputs)``: the scheme's headline score of 0/1 outputs (records x ``classes``, with any
+    leading axes) on these records: the Challenge metric for the official scheme, the unofficial F-beta for CPSC.
+    """
+    scored, labels = scheme_labels(dx_lists, scheme)
+    if scheme == "snomed":
+        weights = load_weights()[1]
+        return lambda outputs: challenge_metric(labels, scored_columns(np.asarray(outputs, dtype=bool), classes, scored),
+                                                weights, scored)
+    return lambda outputs: np.mean(beta_measures(
+        labels, scored_columns(np.asarray(outputs, dtype=bool), classes, scored), empty=1.0)[0], axis=-1)
 
 
 # --------------------------------------------------------------------------- files

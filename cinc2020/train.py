@@ -1,5 +1,5 @@
-"""The training loop: a stratified 80/20 split, Nesterov Adam, duration-grouped
-batches, and the checkpoint with the lowest validation binary cross-entropy.
+"""The training loop of one network: Nesterov Adam, duration-grouped batches, class
+weights if chosen, and the checkpoint with the lowest validation binary cross-entropy.
 
 Runs on the CPU (every core), on a GPU (mixed precision, pinned memory) or, under
 ``torchrun``, on several processes with DistributedDataParallel (NCCL on GPUs,
@@ -36,16 +36,25 @@ RESUME_FOLDER = "resume"  # inside the model folder: the state after the last co
 STATE_FILE = "state.json"
 
 
-def binary_cross_entropy(labels: np.ndarray, probabilities: np.ndarray) -> float:
+def binary_cross_entropy(labels: np.ndarray, probabilities: np.ndarray, positive_weights: np.ndarray) -> float:
+    """The training loss (with its class weights) of probabilities."""
     p = np.clip(probabilities, 1e-7, 1 - 1e-7)
-    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+    return float(-np.mean(positive_weights * labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+
+
+def positive_weights(labels: np.ndarray, config: Config) -> np.ndarray:
+    """Per class, the loss weight of a positive record (1 without class weights)."""
+    if not config.class_weights:
+        return np.ones(labels.shape[1])
+    positives = labels.sum(axis=0)
+    return np.sqrt((len(labels) - positives) / np.maximum(positives, 1))
 
 
 def validation_scores(data: TrainingSet, rows: np.ndarray, probabilities: np.ndarray,
-                      thresholds: np.ndarray, scheme: str) -> dict:
+                      thresholds: np.ndarray, scheme: str, weights: np.ndarray) -> dict:
     outputs = decide(probabilities, thresholds)
     scores = score_predictions([data.dx[i] for i in rows], data.classes, outputs, probabilities, scheme)
-    return {"loss": binary_cross_entropy(data.labels[rows], probabilities),
+    return {"loss": binary_cross_entropy(data.labels[rows], probabilities, weights),
             "challenge_metric": scores.challenge_metric, "auroc": scores.auroc,
             "f_beta": scores.f_beta, "g_beta": scores.g_beta, "f_measure": scores.f_measure}
 
@@ -86,17 +95,6 @@ def split(labels: np.ndarray, config: Config) -> tuple[np.ndarray, np.ndarray]:
     return train_rows, (val_rows if len(val_rows) else train_rows)
 
 
-def train(train_dir: str | Path, model_dir: str | Path, config: Config, resume: bool = False) -> dict:
-    """Train on the records of ``train_dir`` and save the best model in ``model_dir``."""
-    rank, world, run_on = start_processes()
-    data = load_data(train_dir, config, rank, world)
-    train_rows, val_rows = split(data.labels, config)
-    summary = fit(data, train_rows, val_rows, config, model_dir, (rank, world, run_on), resume, str(train_dir))
-    if world > 1:
-        dist.destroy_process_group()
-    return summary
-
-
 def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config: Config,
         model_dir: str | Path, processes: tuple[int, int, torch.device], resume: bool = False,
         source: str = "") -> dict:
@@ -129,7 +127,8 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
                                                   order_rng, crop_rng, rank)
         log(f"resuming after epoch {len(history)} of {state_dir}")
 
-    loss_function = nn.BCEWithLogitsLoss()
+    weights = positive_weights(data.labels[train_rows], config)
+    loss_function = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weights, dtype=torch.float32, device=run_on))
     crop = int(config.train_crop_s * config.fs)
     thresholds = np.full(len(data.classes), 0.5)
     lengths = data.lengths[train_rows]
@@ -163,7 +162,7 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
         if world > 1:
             dist.all_reduce(total)
         probabilities = predict_probabilities(model, data.signals.subset(val_rows), run_on)
-        scores = validation_scores(data, val_rows, probabilities, thresholds, config.labels)
+        scores = validation_scores(data, val_rows, probabilities, thresholds, config.labels, weights)
         record = {"epoch": epoch, "train_loss": float(total[0] / total[1]),
                   **{f"val_{k}": v for k, v in scores.items()}, "seconds": time.time() - started}
         history.append(record)
@@ -189,11 +188,13 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
             "labels_not_learned": data.unknown_labels,
             "processes": world, "device": run_on.type,
         },
+        "positive_weights": dict(zip(data.classes, weights.round(3).tolist())),
         "validation": best,
         "history": history,
     }
     if rank == 0:
-        checkpoint.save(model_dir, best_state, config, data.classes, thresholds.tolist(), **summary)
+        checkpoint.save(model_dir, checkpoint.SavedModel(data.classes, thresholds.tolist(),
+                                                         [checkpoint.Member(config, best_state)]), **summary)
         plot_history(history, best["epoch"], Path(model_dir) / "training_curves.png")
         shutil.rmtree(state_dir, ignore_errors=True)
     if world > 1:

@@ -19,7 +19,8 @@ CLASSES = ["164889003", "426783006", "713427006"]
 def saved(tmp_path):
     torch.manual_seed(0)
     network = build_model(Config(), len(CLASSES))
-    checkpoint.save(tmp_path, network.state_dict(), Config(), CLASSES, [0.5, 0.4, 0.3], validation={"loss": 0.1})
+    single = checkpoint.SavedModel(CLASSES, [0.5, 0.4, 0.3], [checkpoint.Member(Config(), network.state_dict())])
+    checkpoint.save(tmp_path, single, validation={"loss": 0.1})
     return tmp_path, network
 
 
@@ -79,7 +80,7 @@ def test_saving_again_replaces_the_weights_file(saved):
     folder, network = saved
     for p in network.parameters():
         p.data += 1
-    checkpoint.save(folder, network.state_dict(), Config(), CLASSES, [0.5] * 3)
+    checkpoint.save(folder, checkpoint.SavedModel(CLASSES, [0.5] * 3, [checkpoint.Member(Config(), network.state_dict())]))
     assert len(list(folder.glob("weights-*.safetensors"))) == 1
     assert load_model(folder).thresholds.tolist() == [0.5] * 3
 
@@ -89,16 +90,23 @@ def test_tampered_description_names_the_file(saved):
     (folder / "model.json").write_text("{not json")
     with pytest.raises(ModelFileError, match="model.json: not valid JSON"):
         load_model(folder)
-    (folder / "model.json").write_text(json.dumps({"format": 1, "config": {"model": "crnn", "evil": 1},
+    (folder / "model.json").write_text(json.dumps({"format": 2, "members": [{"config": {"model": "crnn", "evil": 1}}],
                                                    "classes": CLASSES, "thresholds": [0.5] * 3}))
     with pytest.raises(ModelFileError, match="unknown configuration keys: evil"):
+        load_model(folder)
+    (folder / "model.json").write_text(json.dumps({"format": 1, "config": {}, "classes": CLASSES}))
+    with pytest.raises(ModelFileError, match="not a model description of format 2"):
+        load_model(folder)
+    (folder / "model.json").write_text(json.dumps({"format": 2, "members": [], "classes": CLASSES,
+                                                   "thresholds": [0.5] * 3}))
+    with pytest.raises(ModelFileError, match="at least one network"):
         load_model(folder)
 
 
 def test_weights_that_do_not_fit_the_config(saved):
     folder, _ = saved
     document = json.loads((folder / "model.json").read_text())
-    document["config"]["gru_units"] = 64
+    document["members"][0]["config"]["gru_units"] = 64
     (folder / "model.json").write_text(json.dumps(document))
     with pytest.raises(ModelFileError, match="do not fit"):
         load_model(folder)

@@ -27,5 +27,7 @@ def test_cross_validation_predicts_every_record_out_of_fold(tmp_path):
     dx = [read_dx(FIXTURES / "cpsc_text" / f"{name}.hea") for name in saved["names"]]
     outputs = decide(saved["probabilities"], np.full(9, 0.5))
     scores = score_predictions(dx, list(CPSC_CLASSES), outputs, saved["probabilities"], "cpsc")
-    assert report["f_beta"] == scores.f_beta and report["g_beta"] == scores.g_beta
+    at_half = report["thresholds_0.5"]
+    assert at_half["f_beta"] == scores.f_beta and at_half["g_beta"] == scores.g_beta
+    assert 0 <= report["tuned_thresholds"]["f_beta"] <= 1
     assert report["positives_per_class"] == {c: 2 for c in CPSC_CLASSES}

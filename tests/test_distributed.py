@@ -1,4 +1,4 @@
-"""torchrun with two CPU processes (gloo) trains a model that loads and predicts."""
+"""torchrun with two CPU processes (gloo) trains both architectures into a model that loads and predicts."""
 
 import json
 import os
@@ -13,14 +13,15 @@ def test_two_process_training_with_gloo(tmp_path):
     env = {**os.environ, "CINC2020_CONFIG": json.dumps({"epochs": 2, "min_positives": 1, "batch_size": 4})}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(ROOT / "train_model.py"), str(FIXTURES / "cinc_snomed"), str(model)],
+         str(ROOT / "train_model.py"), str(FIXTURES / "cinc_snomed"), str(model), "--folds", "1"],
         capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 process(es) on cpu" in result.stderr
-    assert result.stderr.count("epoch   2  train loss") == 1  # only rank 0 reports
+    assert result.stderr.count("epoch   2  train loss") == 2  # only rank 0 reports, once per architecture
     document = json.loads((model / "model.json").read_text())
-    assert document["training_data"]["processes"] == 2 and len(document["history"]) == 2
-    assert len(list(model.glob("weights-*.safetensors"))) == 1 and not (model / "resume").exists()
+    assert [m["config"]["model"] for m in document["members"]] == ["crnn", "cnn_attention"]
+    assert all(m["training_data"]["processes"] == 2 and len(m["history"]) == 2 for m in document["members"])
+    assert len(list(model.glob("weights-*.safetensors"))) == 1 and not (model / "folds").exists()
 
     outputs = tmp_path / "outputs"
     run = run_script(ROOT / "driver.py", model, FIXTURES / "cinc_snomed", outputs)

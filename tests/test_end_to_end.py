@@ -31,26 +31,36 @@ def read_outputs(folder):
 @pytest.fixture(scope="module")
 def snomed_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("snomed_model")
-    result = run_script(ROOT / "train_model.py", FIXTURES / "cinc_snomed", folder, env={"CINC2020_CONFIG": QUICK})
+    result = run_script(ROOT / "train_model.py", FIXTURES / "cinc_snomed", folder, "--folds", "3",
+                        env={"CINC2020_CONFIG": QUICK})
     assert result.returncode == 0, result.stderr[-2000:]
     return folder, result
 
 
 def test_training_writes_a_complete_model(snomed_model):
+    """The default recipe: both architectures, one model per fold, a stacker, tuned thresholds."""
     folder, result = snomed_model
     names = {p.name for p in folder.iterdir()}
-    assert {"model.json", "training_curves.png"} <= names
+    assert {"model.json", "training_curves"} <= names
     assert len([n for n in names if n.startswith("weights-") and n.endswith(".safetensors")]) == 1
-    assert "resume" not in names  # the training state goes once the model is saved
+    assert "folds" not in names  # the fold models and training states go once the model is saved
     document = json.loads((folder / "model.json").read_text())
-    assert document["config"]["epochs"] == 2 and document["config"]["model"] == "crnn"
-    assert document["training_data"]["records"] == 12
-    assert len(document["history"]) == 2 and "epoch   2" in result.stderr
+    members = document["members"]
+    assert [(m["config"]["model"], m["fold"]) for m in members] == \
+        [("crnn", 1), ("crnn", 2), ("crnn", 3), ("cnn_attention", 1), ("cnn_attention", 2), ("cnn_attention", 3)]
+    assert all(m["config"]["epochs"] == 2 and len(m["history"]) == 2 for m in members)
+    assert [m["config"]["normalisation"] for m in members] == ["std"] * 3 + ["mean"] * 3
+    assert document["stacker"] == {"inputs": ["crnn", "cnn_attention"]}
+    assert document["recipe"] == {"models": ["crnn", "cnn_attention"], "folds": 3, "combination": "stacking"}
+    assert document["cross_validation"]["records"] == 12  # every record predicted out of fold once
+    assert all(m["training_data"]["records"] == 12 for m in members) and "epoch   2" in result.stderr
     # codes outside the scored classes (e.g. Q0004's 164861001) are reported, not silently dropped
     assert "labels the model does not learn" in result.stderr and "164861001" in result.stderr
-    assert document["training_data"]["labels_not_learned"]["164861001"] == 1
+    assert members[0]["training_data"]["labels_not_learned"]["164861001"] == 1
     assert len(document["classes"]) == len(document["thresholds"]) >= 5
-    assert (folder / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in (folder / "training_curves").iterdir()) == \
+        sorted(f"{m}-fold{k}.png" for m in ("crnn", "cnn_attention") for k in (1, 2, 3))
+    assert (folder / "training_curves" / "crnn-fold1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_driver_and_scorer_agree_with_in_memory_scores(snomed_model, tmp_path):
@@ -104,10 +114,11 @@ def test_driver_survives_bad_records(snomed_model, tmp_path):
 
 def test_unofficial_phase_entry_from_text_labels(tmp_path):
     model = tmp_path / "cpsc_model"
-    result = run_script(ROOT / "train_model.py", FIXTURES / "cpsc_text", model, "--labels", "cpsc",
+    result = run_script(ROOT / "train_model.py", FIXTURES / "cpsc_text", model, "--labels", "cpsc", "--folds", "2",
                         env={"CINC2020_CONFIG": QUICK})
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads((model / "model.json").read_text())["config"]["labels"] == "cpsc"
+    members = json.loads((model / "model.json").read_text())["members"]
+    assert len(members) == 4 and all(m["config"]["labels"] == "cpsc" for m in members)
     outputs = tmp_path / "outputs"
     assert run_script(ROOT / "driver.py", model, FIXTURES / "cpsc_text", outputs).returncode == 0
     rows = read_outputs(outputs)

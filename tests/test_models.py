@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from cinc2020.config import Config
-from cinc2020.models import CRNN, build_model, n_windows
+from cinc2020.config import Config, config_from_environment
+from cinc2020.models import CRNN, CNNAttentionGRU, build_model, n_windows
 
 CONFIG = Config()
 
@@ -48,3 +48,38 @@ def test_window_count():
 def test_unknown_architecture_is_refused():
     with pytest.raises(ValueError, match="unknown model"):
         build_model(Config(model="transformer"), 3)
+
+
+ATTENTION = Config(model="cnn_attention", normalisation="mean")
+
+
+def test_attention_model_follows_the_design():
+    model = build_model(ATTENTION, 24)
+    assert isinstance(model, CNNAttentionGRU)
+    assert count_convolutions(model) == 15
+    assert model.gru.bidirectional and model.gru.hidden_size == 128
+    assert model.head.in_features == 256 and model.head.out_features == 24
+
+
+def test_choosing_the_attention_model_brings_its_mean_removal(monkeypatch):
+    monkeypatch.delenv("CINC2020_CONFIG", raising=False)
+    assert config_from_environment(model="cnn_attention").normalisation == "mean"
+    assert config_from_environment().normalisation == "std"
+    assert config_from_environment(model="cnn_attention", normalisation="std").normalisation == "std"
+
+
+@pytest.mark.parametrize("lengths", [(1000, 4000), (1, 37), (299, 5000)])
+def test_attention_model_ignores_batch_padding(lengths):
+    """A record's output is the same alone and zero-padded beside a longer one."""
+    torch.manual_seed(0)
+    model = build_model(ATTENTION, 5).eval()
+    short_n, long_n = lengths
+    short, long = torch.randn(1, 12, short_n), torch.randn(1, 12, long_n)
+    batch = torch.zeros(2, 12, long_n)
+    batch[0, :, :short_n], batch[1] = short[0], long[0]
+    with torch.no_grad():
+        alone = model(short, torch.tensor([short_n]))
+        together = model(batch, torch.tensor([short_n, long_n]))
+        long_alone = model(long, torch.tensor([long_n]))
+    torch.testing.assert_close(together[0], alone[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(together[1], long_alone[0], atol=1e-5, rtol=1e-5)

@@ -1,0 +1,80 @@
+"""Per-class thresholds tuned for the Challenge metric (official labels) or F-beta (CPSC labels)."""
+
+import numpy as np
+import pytest
+
+from cinc2020.inference import decide
+from cinc2020.scoring import decision_metric, score_predictions
+from cinc2020.thresholds import CANDIDATES, cross_validated_outputs, tune_thresholds
+
+AF, SINUS, IAVB = "164889003", "426783006", "270492004"
+
+
+def separable_case():
+    """Each class is told apart perfectly, but only by a threshold well away from 0.5."""
+    classes = [AF, SINUS, IAVB]
+    dx = [[AF], [AF], [SINUS], [SINUS], [IAVB, SINUS], [IAVB, SINUS]]
+    probabilities = np.array([
+        # AF positives at 0.25-0.3, negatives at most 0.15: its threshold must lie in (0.15, 0.25];
+        # their sinus probability (0.6) passes 0.5, so the most-probable-class rule does not rescue them
+        [0.30, 0.60, 0.10], [0.25, 0.55, 0.10],
+        # IAVB positives at 0.8-0.9, negatives up to 0.7: its threshold must lie in (0.7, 0.8]
+        [0.10, 0.90, 0.70], [0.15, 0.95, 0.65], [0.05, 0.90, 0.80], [0.15, 0.96, 0.90],
+    ])
+    return classes, dx, probabilities
+
+
+def test_separable_case_reaches_a_perfect_challenge_metric():
+    classes, dx, probabilities = separable_case()
+    assert score_predictions(dx, classes, decide(probabilities, np.full(3, 0.5)), probabilities,
+                             "snomed").challenge_metric < 1
+    thresholds, score = tune_thresholds(probabilities, dx, classes, "snomed")
+    assert score == pytest.approx(1.0)
+    assert 0.15 < thresholds[0] <= 0.25 and 0.6 < thresholds[1] <= 0.9 and 0.7 < thresholds[2] <= 0.8
+    expected = np.array([[c in d for c in classes] for d in dx]).astype(int)
+    np.testing.assert_array_equal(decide(probabilities, thresholds), expected)
+
+
+def test_cpsc_thresholds_maximise_f_beta():
+    dx = [["AF"], ["AF"], ["Normal"], ["Normal"], ["PAC"], ["PAC", "AF"]]
+    classes = ["AF", "Normal", "PAC"]
+    probabilities = np.array([[0.40, 0.2, 0.1], [0.35, 0.1, 0.2], [0.1, 0.6, 0.2],
+                              [0.2, 0.7, 0.1], [0.1, 0.2, 0.45], [0.38, 0.1, 0.42]])
+    thresholds, score = tune_thresholds(probabilities, dx, classes, "cpsc")
+    assert score == pytest.approx(1.0)
+    assert score_predictions(dx, classes, decide(probabilities, thresholds), probabilities, "cpsc").f_beta == \
+        pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("scheme", ["snomed", "cpsc"])
+def test_no_single_threshold_change_scores_better(scheme):
+    """Coordinate ascent's guarantee, checked on random records: every class's threshold is the best
+    candidate given the others, and the result is never worse than 0.5 everywhere."""
+    rng = np.random.default_rng(4)
+    classes = [AF, SINUS, IAVB] if scheme == "snomed" else ["AF", "Normal", "PAC"]
+    dx = [[c for c in classes if rng.random() < 0.35] or [classes[1]] for _ in range(80)]
+    truth = np.array([[c in d for c in classes] for d in dx])
+    probabilities = np.clip(0.35 * truth + rng.uniform(0, 0.65, truth.shape), 0, 1)
+    thresholds, score = tune_thresholds(probabilities, dx, classes, scheme)
+    metric = decision_metric(dx, classes, scheme)
+    assert score == pytest.approx(metric(decide(probabilities, thresholds)))
+    assert score >= metric(decide(probabilities, np.full(3, 0.5)))
+    for c in range(3):
+        for candidate in CANDIDATES:
+            trial = thresholds.copy()
+            trial[c] = candidate
+            assert metric(decide(probabilities, trial)) <= score + 1e-12
+
+
+def test_cross_validated_thresholds_come_from_the_other_folds():
+    rng = np.random.default_rng(5)
+    classes = [AF, SINUS, IAVB]
+    dx = [[c for c in classes if rng.random() < 0.4] or [SINUS] for _ in range(60)]
+    truth = np.array([[c in d for c in classes] for d in dx])
+    probabilities = np.clip(0.3 * truth + rng.uniform(0, 0.7, truth.shape), 0, 1)
+    fold_of = np.arange(60) % 3
+    outputs = cross_validated_outputs(probabilities, dx, classes, "snomed", fold_of)
+    for fold in range(3):
+        rest = fold_of != fold
+        thresholds, _ = tune_thresholds(probabilities[rest], [d for d, r in zip(dx, rest) if r], classes, "snomed")
+        np.testing.assert_array_equal(outputs[~rest], decide(probabilities[~rest], thresholds))
