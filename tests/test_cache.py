@@ -41,12 +41,15 @@ def test_cache_is_reused_until_something_changes(records, monkeypatch):
     assert cache_folders(records) == [first]
     assert os.stat(records.parent / "cache" / first / "signals.f32").st_mtime_ns == built
 
-    cached_records(records, Config(normalisation="mean"))  # preprocessing changed: a new cache
-    assert len(cache_folders(records)) == 1 and cache_folders(records) != [first]
+    cached_records(records, Config(normalisation="mean"))  # another preprocessing: a second cache beside the first
+    assert len(cache_folders(records)) == 2 and first in cache_folders(records)
+    cached_records(records, Config())  # the two architectures of one run both keep theirs
+    assert len(cache_folders(records)) == 2
     monkeypatch.setattr(data_module, "PREPROCESSING_VERSION", data_module.PREPROCESSING_VERSION + 1)
     before = cache_folders(records)
-    cached_records(records, Config(normalisation="mean"))  # code of prepare() changed
-    assert cache_folders(records) != before
+    cached_records(records, Config(normalisation="mean"))  # code of prepare() changed: that setting's cache is replaced
+    after = cache_folders(records)
+    assert len(after) == 2 and first in after and after != before
 
 
 def test_changed_or_new_records_rebuild_the_cache(records):
