@@ -23,8 +23,8 @@ def main(argv=None):
                         help=f"architecture; repeat for several (default {' and '.join(MODELS)})")
     parser.add_argument("--folds", type=int, help=f"cross-validation folds, one model each; 1 trains one model "
                                                   f"on a stratified 80 %% (default {FOLDS})")
-    parser.add_argument("--no-stacking", action="store_true",
-                        help="average the architectures instead of fitting a meta-classifier")
+    parser.add_argument("--stacking", action=argparse.BooleanOptionalAction,
+                        help="with several architectures, fit a meta-classifier over them instead of averaging")
     parser.add_argument("--class-weights", action=argparse.BooleanOptionalAction,
                         help="weigh rare classes' positive records up in the loss")
     parser.add_argument("--epochs", type=int, help="most epochs to train each model")
@@ -38,7 +38,7 @@ def main(argv=None):
     print("Running training code...")
     try:
         train_12ECG_classifier(args.input_directory, args.output_directory, resume=args.resume, models=args.model,
-                               folds=args.folds, stacking=False if args.no_stacking else None, labels=args.labels,
+                               folds=args.folds, stacking=args.stacking, labels=args.labels,
                                class_weights=args.class_weights, epochs=args.epochs, seed=args.seed)
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"train_model.py: {error}")

@@ -88,5 +88,7 @@ def config_from_environment(**overrides) -> Config:
     return Config.from_json(values)
 
 
-# What each source design does unless told otherwise.
-DESIGN_DEFAULTS = {"crnn": {"normalisation": "std"}, "cnn_attention": {"normalisation": "mean"}}
+# What each architecture does unless told otherwise: its source design's normalisation, and class
+# weights where they won the cross-validated comparison (docs/results.md).
+DESIGN_DEFAULTS = {"crnn": {"normalisation": "std", "class_weights": False},
+                   "cnn_attention": {"normalisation": "mean", "class_weights": True}}

@@ -32,13 +32,13 @@ def read_outputs(folder):
 def snomed_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("snomed_model")
     result = run_script(ROOT / "train_model.py", FIXTURES / "cinc_snomed", folder, "--folds", "3",
-                        env={"CINC2020_CONFIG": QUICK})
+                        "--model", "crnn", "--model", "cnn_attention", env={"CINC2020_CONFIG": QUICK})
     assert result.returncode == 0, result.stderr[-2000:]
     return folder, result
 
 
 def test_training_writes_a_complete_model(snomed_model):
-    """The default recipe: both architectures, one model per fold, a stacker, tuned thresholds."""
+    """The ensemble recipe: both architectures, one model per fold, their mean, tuned thresholds."""
     folder, result = snomed_model
     names = {p.name for p in folder.iterdir()}
     assert {"model.json", "training_curves"} <= names
@@ -50,8 +50,9 @@ def test_training_writes_a_complete_model(snomed_model):
         [("crnn", 1), ("crnn", 2), ("crnn", 3), ("cnn_attention", 1), ("cnn_attention", 2), ("cnn_attention", 3)]
     assert all(m["config"]["epochs"] == 2 and len(m["history"]) == 2 for m in members)
     assert [m["config"]["normalisation"] for m in members] == ["std"] * 3 + ["mean"] * 3
-    assert document["stacker"] == {"inputs": ["crnn", "cnn_attention"]}
-    assert document["recipe"] == {"models": ["crnn", "cnn_attention"], "folds": 3, "combination": "stacking"}
+    assert [m["config"]["class_weights"] for m in members] == [False] * 3 + [True] * 3
+    assert "stacker" not in document
+    assert document["recipe"] == {"models": ["crnn", "cnn_attention"], "folds": 3, "combination": "mean"}
     assert document["cross_validation"]["records"] == 12  # every record predicted out of fold once
     assert all(m["training_data"]["records"] == 12 for m in members) and "epoch   2" in result.stderr
     # codes outside the scored classes (e.g. Q0004's 164861001) are reported, not silently dropped
@@ -115,10 +116,11 @@ def test_driver_survives_bad_records(snomed_model, tmp_path):
 def test_unofficial_phase_entry_from_text_labels(tmp_path):
     model = tmp_path / "cpsc_model"
     result = run_script(ROOT / "train_model.py", FIXTURES / "cpsc_text", model, "--labels", "cpsc", "--folds", "2",
-                        env={"CINC2020_CONFIG": QUICK})
+                        "--model", "crnn", "--model", "cnn_attention", "--stacking", env={"CINC2020_CONFIG": QUICK})
     assert result.returncode == 0, result.stderr[-2000:]
-    members = json.loads((model / "model.json").read_text())["members"]
-    assert len(members) == 4 and all(m["config"]["labels"] == "cpsc" for m in members)
+    document = json.loads((model / "model.json").read_text())
+    assert len(document["members"]) == 4 and all(m["config"]["labels"] == "cpsc" for m in document["members"])
+    assert document["stacker"] == {"inputs": ["crnn", "cnn_attention"]}
     outputs = tmp_path / "outputs"
     assert run_script(ROOT / "driver.py", model, FIXTURES / "cpsc_text", outputs).returncode == 0
     rows = read_outputs(outputs)
@@ -126,6 +128,17 @@ def test_unofficial_phase_entry_from_text_labels(tmp_path):
     result = run_script(ROOT / "evaluate_12ECG_score.py", FIXTURES / "cpsc_text", outputs, "--phase", "unofficial")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "AUROC|AUPRC|Accuracy|F-measure|Fbeta-measure|Gbeta-measure"
+
+
+def test_default_recipe_trains_one_attention_network(tmp_path):
+    model = tmp_path / "model"
+    result = run_script(ROOT / "train_model.py", FIXTURES / "cinc_snomed", model, env={"CINC2020_CONFIG": QUICK})
+    assert result.returncode == 0, result.stderr[-2000:]
+    document = json.loads((model / "model.json").read_text())
+    assert [(m["config"]["model"], m["config"]["class_weights"]) for m in document["members"]] == \
+        [("cnn_attention", True)]
+    # one fold: thresholds tuned on the 20 % that also chose the checkpoint
+    assert document["recipe"]["folds"] == 1 and 2 <= document["cross_validation"]["records"] < 12
 
 
 def test_training_on_a_folder_without_labels_stops_clearly(tmp_path):

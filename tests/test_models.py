@@ -61,11 +61,12 @@ def test_attention_model_follows_the_design():
     assert model.head.in_features == 256 and model.head.out_features == 24
 
 
-def test_choosing_the_attention_model_brings_its_mean_removal(monkeypatch):
+def test_choosing_the_attention_model_brings_its_defaults(monkeypatch):
     monkeypatch.delenv("CINC2020_CONFIG", raising=False)
     assert config_from_environment(model="cnn_attention").normalisation == "mean"
     assert config_from_environment().normalisation == "std"
     assert config_from_environment(model="cnn_attention", normalisation="std").normalisation == "std"
+    assert config_from_environment(model="cnn_attention").class_weights and not config_from_environment().class_weights
 
 
 @pytest.mark.parametrize("lengths", [(1000, 4000), (1, 37), (299, 5000)])
