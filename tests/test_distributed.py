@@ -13,7 +13,8 @@ def test_two_process_training_with_gloo(tmp_path):
     env = {**os.environ, "CINC2020_CONFIG": json.dumps({"epochs": 2, "min_positives": 1, "batch_size": 4})}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(ROOT / "train_model.py"), str(FIXTURES / "cinc_snomed"), str(model), "--folds", "1"],
+         str(ROOT / "train_model.py"), str(FIXTURES / "cinc_snomed"), str(model), "--folds", "1",
+         "--model", "crnn", "--model", "cnn_attention"],
         capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 process(es) on cpu" in result.stderr
