@@ -33,7 +33,7 @@ from .data import TrainingSet, stratified_folds
 from .inference import decide, load_model, predict_probabilities
 from .scoring import score_predictions
 from .thresholds import cross_validated_outputs
-from .train import fit, load_data, split, start_processes
+from .train import fit, load_data, resume_mismatch, split, start_processes
 
 
 @dataclass
@@ -75,8 +75,7 @@ def cross_validate(data: TrainingSet, config: Config, folds: int, out_dir: str |
             finished = checkpoint.load(fold_dir)
             if (finished.members[0].config != config
                     or finished.description["training_data"]["train_records"] != len(train_rows)):
-                raise ValueError(f"{fold_dir} belongs to another configuration or training set: "
-                                 "resume with the same ones, or start afresh without --resume")
+                raise resume_mismatch(fold_dir)
         else:
             fit(data, rows[train_rows], rows[val_rows], config, fold_dir, processes, resume,
                 f"{source} (cross-validation fold {fold + 1} of {folds})")

@@ -17,7 +17,7 @@ import numpy as np
 
 from .inference import decide
 from .labels import to_scheme
-from .scoring import BETA, decision_metric
+from .scoring import BETA, confusion, decision_metric
 
 CANDIDATES = np.round(np.arange(0.02, 0.99, 0.02), 2)
 
@@ -35,12 +35,9 @@ def tune_thresholds(probabilities: np.ndarray, dx_lists: list[list[str]], classe
 def per_class_f_beta_thresholds(probabilities: np.ndarray, labels: np.ndarray, candidates: np.ndarray,
                                 beta: float = BETA) -> np.ndarray:
     """Each class's threshold maximising its own F-beta, the classes taken apart."""
-    passes = probabilities[:, :, None] >= candidates[None, None, :]  # records x classes x candidates
-    tp = np.sum(passes & labels[:, :, None], axis=0)
-    fp = np.sum(passes & ~labels[:, :, None], axis=0)
-    fn = labels.sum(axis=0)[:, None] - tp
+    tp, fp, fn, _ = confusion(labels, probabilities[None] >= candidates[:, None, None])  # candidates x classes
     f_beta = (1 + beta**2) * tp / np.maximum((1 + beta**2) * tp + fp + beta**2 * fn, 1)
-    return candidates[np.argmax(f_beta, axis=1)]
+    return candidates[np.argmax(f_beta, axis=0)]
 
 
 def coordinate_ascent(metric, probabilities: np.ndarray, thresholds: np.ndarray, candidates: np.ndarray,

@@ -36,10 +36,10 @@ RESUME_FOLDER = "resume"  # inside the model folder: the state after the last co
 STATE_FILE = "state.json"
 
 
-def binary_cross_entropy(labels: np.ndarray, probabilities: np.ndarray, positive_weights: np.ndarray) -> float:
-    """The training loss (with its class weights) of probabilities."""
+def binary_cross_entropy(labels: np.ndarray, probabilities: np.ndarray, weights: np.ndarray) -> float:
+    """The training loss of probabilities, positives weighed by ``weights`` (see ``positive_weights``)."""
     p = np.clip(probabilities, 1e-7, 1 - 1e-7)
-    return float(-np.mean(positive_weights * labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+    return float(-np.mean(weights * labels * np.log(p) + (1 - labels) * np.log(1 - p)))
 
 
 def positive_weights(labels: np.ndarray, config: Config) -> np.ndarray:
@@ -218,13 +218,18 @@ def save_state(state_dir: Path, config: Config, data: TrainingSet, model: nn.Mod
     checkpoint.write_document(state_dir, STATE_FILE, document, tensors)
 
 
+def resume_mismatch(saved: Path) -> ValueError:
+    """The error for --resume over work saved with other options or records."""
+    return ValueError(f"{saved} belongs to another configuration or training set: "
+                      "resume with the same ones, or start afresh without --resume")
+
+
 def restore_state(state_dir: Path, config: Config, data: TrainingSet, model: nn.Module, optimiser, scaler,
                   order_rng: np.random.Generator, crop_rng: np.random.Generator,
                   rank: int) -> tuple[list[dict], dict, dict]:
     document, tensors = checkpoint.read_document(state_dir, STATE_FILE)
     if Config.from_json(document["config"]) != config or document["records"] != data.names:
-        raise ValueError(f"{state_dir} belongs to another configuration or training set: "
-                         "resume with the same ones, or start afresh without --resume")
+        raise resume_mismatch(state_dir)
     model.load_state_dict({k[len("network."):]: v for k, v in tensors.items() if k.startswith("network.")})
     best_state = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
     state: dict[int, dict] = {}
