@@ -97,7 +97,7 @@ def main():
         processes = start_processes()
         for architecture in ("crnn", "cnn_attention"):
             config = config_from_environment(model=architecture, epochs=1)
-            data = load_data(ptbxl, config, 0, 1)
+            data = load_data(ptbxl, config)
             train_rows, val_rows = split(data.labels, config)
             with tempfile.TemporaryDirectory() as out:
                 summary = fit(data, train_rows, val_rows, config, out, processes)

@@ -46,26 +46,31 @@ class OutOfFold:
 
 def cross_validate(data: TrainingSet, config: Config, folds: int, out_dir: str | Path,
                    processes: tuple[int, int, torch.device], resume: bool = False, source: str = "",
-                   rows: np.ndarray | None = None, label: str = "") -> OutOfFold:
+                   rows: np.ndarray | None = None, label: str = "",
+                   train_only: np.ndarray | None = None) -> OutOfFold | None:
     """Train one model per fold of ``rows`` (default: every record) in ``out_dir/fold<k>``.
 
+    ``train_only`` rows join every fold's training records and are never predicted.
     ``label`` prefixes the progress lines (say, which architecture of several).
+    Rank 0 predicts the held-out folds and returns them; other processes return None.
     """
     rows = np.arange(len(data.names)) if rows is None else np.asarray(rows)
+    extra = np.asarray([] if train_only is None else train_only, dtype=np.int64)
     if not 1 <= folds <= len(rows):
         raise ValueError(f"--folds must be between 1 and the number of records ({len(rows)}), not {folds}")
     rank = processes[0]
     if folds == 1:
-        inner_train, inner_val = split(data.labels[rows], config)
-        plan = [(inner_train, inner_val, inner_val)]
-        fold_of = np.where(np.isin(np.arange(len(rows)), inner_val), 0, -1)
+        pool = np.concatenate([rows, extra])
+        inner_train, inner_val = split(data.labels[pool], config)
+        fold_of = np.where(np.isin(rows, pool[inner_val]), 0, -1)
+        plan = [(pool[inner_train], pool[inner_val], np.flatnonzero(fold_of == 0))]
     else:
         fold_of = stratified_folds(data.labels[rows], [1.0] * folds, config.seed)
         plan = []
         for fold in range(folds):
-            rest = np.flatnonzero(fold_of != fold)
-            inner_train, inner_val = split(data.labels[rows[rest]], config)
-            plan.append((rest[inner_train], rest[inner_val], np.flatnonzero(fold_of == fold)))
+            pool = np.concatenate([rows[fold_of != fold], extra])
+            inner_train, inner_val = split(data.labels[pool], config)
+            plan.append((pool[inner_train], pool[inner_val], np.flatnonzero(fold_of == fold)))
     probabilities = np.full((len(rows), len(data.classes)), np.nan)
     model_dirs = []
     progress = tqdm(plan, desc=f"{label}folds", unit="fold", file=sys.stderr, disable=rank != 0)
@@ -77,12 +82,15 @@ def cross_validate(data: TrainingSet, config: Config, folds: int, out_dir: str |
                     or finished.description["training_data"]["train_records"] != len(train_rows)):
                 raise resume_mismatch(fold_dir)
         else:
-            fit(data, rows[train_rows], rows[val_rows], config, fold_dir, processes, resume,
+            fit(data, train_rows, val_rows, config, fold_dir, processes, resume,
                 f"{source} (cross-validation fold {fold + 1} of {folds})")
-        model = load_model(fold_dir)
-        probabilities[held_out] = predict_probabilities(model.networks[0], data.signals.subset(rows[held_out]),
-                                                        model.device)
         model_dirs.append(fold_dir)
+        if rank == 0:
+            model = load_model(fold_dir)
+            probabilities[held_out] = predict_probabilities(model.networks[0], data.signals.subset(rows[held_out]),
+                                                            model.device)
+    if rank != 0:
+        return None
     predicted = fold_of >= 0
     return OutOfFold(rows[predicted], probabilities[predicted], fold_of[predicted], model_dirs)
 
@@ -121,11 +129,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     config = config_from_environment(labels=args.labels, model=args.model, epochs=args.epochs)
     processes = start_processes()
-    data = load_data(args.train_dir, config, processes[0], processes[1])
+    data = load_data(args.train_dir, config)
     out_dir = Path(args.out_dir)
     oof = cross_validate(data, config, args.folds, out_dir, processes, args.resume, str(args.train_dir))
-    result = {"folder": str(args.train_dir), "config": config.to_json(), **report(data, oof, config)}
     if processes[0] == 0:
+        result = {"folder": str(args.train_dir), "config": config.to_json(), **report(data, oof, config)}
         np.savez(out_dir / "out_of_fold.npz", names=np.array(data.names)[oof.rows], classes=np.array(data.classes),
                  probabilities=oof.probabilities, labels=data.labels[oof.rows], fold=oof.fold_of)
         checkpoint.atomic_write(out_dir / "crossval.json", lambda p: p.write_text(json.dumps(result, indent=2)))

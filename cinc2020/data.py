@@ -3,6 +3,7 @@ multi-label stratified splits and duration-grouped batches."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -12,12 +13,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import joblib
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from .config import Config
-from .labels import CPSC_CLASSES, to_scheme
+from .cpus import available_cpus
+from .labels import CPSC_CLASSES, source_of, to_scheme, undetermined_classes
 from .models import N_LEADS
 from .records import RecordError, parse_header, read_record, resample, standard_leads
 from .scoring import load_weights
@@ -74,24 +77,25 @@ def cache_root() -> Path:
 class SignalStore:
     """Preprocessed records in one float32 file, read back a record at a time.
 
-    Each read is one positioned read of that record's bytes, so resident memory
-    holds a batch, never the data set (a memory map would keep every page it had
-    touched counted as resident). ``subset`` gives a view on some of the records.
+    Each read is one positioned read of that record's bytes from a file kept open,
+    so resident memory holds a batch, never the data set (a memory map would keep
+    every page it had touched counted as resident), and a cache that another run
+    removes stays readable to this one. ``subset`` gives a view on some of the records.
     """
 
-    def __init__(self, path: Path, offsets: np.ndarray, lengths: np.ndarray):
-        self.path, self.offsets, self.lengths = path, offsets, lengths
+    def __init__(self, file, offsets: np.ndarray, lengths: np.ndarray):
+        self.file, self.offsets, self.lengths = file, offsets, lengths
 
     def __len__(self) -> int:
         return len(self.lengths)
 
     def __getitem__(self, i: int) -> np.ndarray:
         n = int(self.lengths[i])
-        flat = np.fromfile(self.path, dtype=np.float32, count=N_LEADS * n, offset=4 * N_LEADS * int(self.offsets[i]))
-        return flat.reshape(N_LEADS, n)
+        data = os.pread(self.file.fileno(), 4 * N_LEADS * n, 4 * N_LEADS * int(self.offsets[i]))
+        return np.frombuffer(data, dtype=np.float32).reshape(N_LEADS, n).copy()
 
     def subset(self, rows) -> "SignalStore":
-        return SignalStore(self.path, self.offsets[rows], self.lengths[rows])
+        return SignalStore(self.file, self.offsets[rows], self.lengths[rows])
 
 
 def cached_records(directory: str | Path, config: Config) -> tuple[SignalStore, list[str], list[list[str]], dict[str, str]]:
@@ -100,7 +104,9 @@ def cached_records(directory: str | Path, config: Config) -> tuple[SignalStore, 
     The cache is keyed on the record files (names, sizes, modification times) and
     on everything that changes preprocessing, and is rebuilt when either changes;
     it is built in a temporary folder and renamed, so a killed build leaves none.
-    Returns the signals, names, #Dx entries and the unreadable records' reasons.
+    Runs at once on one folder take turns through a file lock: the first builds,
+    the others reuse its cache. Returns the signals, names, #Dx entries and the
+    unreadable records' reasons.
     """
     headers = find_records(directory)
     if not headers:
@@ -115,12 +121,16 @@ def cached_records(directory: str | Path, config: Config) -> tuple[SignalStore, 
     setting = json.dumps([str(source), config.fs, config.normalisation])
     prefix = f"{source.name}-{hashlib.sha256(setting.encode()).hexdigest()[:8]}-"
     folder = root / (prefix + key)
-    if not (folder / "index.json").exists():
-        _build_cache(headers, config, root, folder, prefix)
-    index = json.loads((folder / "index.json").read_text())
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{prefix}lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        if not (folder / "index.json").exists():
+            _build_cache(headers, config, root, folder, prefix)
+        index = json.loads((folder / "index.json").read_text())
+        signals = open(folder / "signals.f32", "rb")  # opened under the lock: no build removes it first
     for reason_record, reason in index["skipped"].items():
         print(f"warning: skipping {reason_record}: {reason}", file=sys.stderr)
-    store = SignalStore(folder / "signals.f32", np.array(index["offsets"], dtype=np.int64),
+    store = SignalStore(signals, np.array(index["offsets"], dtype=np.int64),
                         np.array(index["lengths"], dtype=np.int64))
     return store, index["names"], index["dx"], index["skipped"]
 
@@ -133,31 +143,41 @@ def _file_stamp(path: Path) -> list[int]:
         return [-1, -1]
 
 
+def _read_and_prepare(path: Path, config: Config) -> tuple[str, list[str], np.ndarray | None, str]:
+    """(name, #Dx entries, model input or None, reason it could not be read) of one record."""
+    try:
+        data, header_lines = read_record(path)
+        return path.stem, parse_header(header_lines).dx, prepare(data, header_lines, config), ""
+    except RecordError as error:
+        return path.stem, [], None, str(error)
+
+
 def _build_cache(headers: list[Path], config: Config, root: Path, folder: Path, prefix: str) -> None:
-    root.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(dir=root, prefix=".building-"))
     names, dx_lists, offsets, lengths, skipped = [], [], [], [], {}
     position = 0
+    workers = min(available_cpus(), len(headers))
+    # Processes, each single-threaded (joblib limits its workers' torch and BLAS threads); results come
+    # back in order, a few records ahead of the writer, so memory holds a handful of records at a time.
+    prepared = joblib.Parallel(n_jobs=workers, return_as="generator", batch_size=8)(
+        joblib.delayed(_read_and_prepare)(path, config) for path in headers)
     try:
         with open(building / "signals.f32", "wb") as out:
-            for path in tqdm(headers, desc="preprocessing records", unit="rec", file=sys.stderr, leave=False):
-                try:
-                    data, header_lines = read_record(path)
-                    header = parse_header(header_lines)
-                    signal = prepare(data, header_lines, config)
-                except RecordError as error:
-                    skipped[path.stem] = str(error)
+            for name, dx, signal, reason in tqdm(prepared, total=len(headers), desc=f"preprocessing records "
+                                                 f"({workers} processes)", unit="rec", file=sys.stderr, leave=False):
+                if signal is None:
+                    skipped[name] = reason
                     continue
                 out.write(signal.tobytes())
-                names.append(path.stem)
-                dx_lists.append(header.dx)
+                names.append(name)
+                dx_lists.append(dx)
                 offsets.append(position)
                 lengths.append(signal.shape[1])
                 position += signal.shape[1]
         index = {"names": names, "dx": dx_lists, "offsets": offsets, "lengths": lengths, "skipped": skipped}
         (building / "index.json").write_text(json.dumps(index))
         for stale in root.glob(prefix + "*"):
-            shutil.rmtree(stale, ignore_errors=True)  # this folder's cache from older files or code
+            shutil.rmtree(stale, ignore_errors=True)  # older files or code; a run reading it keeps its open file
         os.replace(building, folder)
     finally:
         shutil.rmtree(building, ignore_errors=True)
@@ -170,6 +190,7 @@ class TrainingSet:
     labels: np.ndarray            # records x classes, float32 0/1
     classes: list[str]
     dx: list[list[str]]           # each record's #Dx entries as written
+    mask: np.ndarray              # records x classes, float32: 1 where the label is known, 0 where its loss is left out
     skipped: dict[str, str] = field(default_factory=dict)   # record -> reason
     unknown_labels: dict[str, int] = field(default_factory=dict)  # label -> records
 
@@ -181,17 +202,20 @@ class TrainingSet:
 def load_training_set(directory: str | Path, config: Config, classes: list[str] | None = None) -> TrainingSet:
     """The labelled records of ``directory``, preprocessed (through the cache).
 
-    A record that cannot be read, or that has no label of the scheme, is skipped
-    with one warning; a folder with no usable record is an error.
+    A record that cannot be read, that has no label, or (``records_without_class =
+    "skip"``) none of the scheme's classes, is skipped with one warning; a folder
+    with no usable record is an error.
     """
+    if config.records_without_class not in ("negative", "skip"):
+        raise ValueError(f"records_without_class must be 'negative' or 'skip', not {config.records_without_class!r}")
     store, names, dx_lists, skipped = cached_records(directory, config)
     skipped = dict(skipped)
     keep = []
     for i, (name, dx) in enumerate(zip(names, dx_lists)):
         if not dx:
             reason = "no #Dx labels"
-        elif config.labels == "cpsc" and not to_scheme(dx, "cpsc"):
-            reason = f"none of its labels ({', '.join(dx)}) maps to a CPSC class"
+        elif config.records_without_class == "skip" and not to_scheme(dx, config.labels):
+            reason = f"none of its labels ({', '.join(dx)}) names a {config.labels} class"
         else:
             keep.append(i)
             continue
@@ -211,7 +235,29 @@ def load_training_set(directory: str | Path, config: Config, classes: list[str] 
                 labels[i, column[c]] = 1
             else:
                 unknown[c] = unknown.get(c, 0) + 1
-    return TrainingSet(names, store.subset(np.array(keep)), labels, classes, dx_lists, skipped, unknown)
+    mask = loss_mask(names, dx_lists, labels, classes, config.labels)
+    return TrainingSet(names, store.subset(np.array(keep)), labels, classes, dx_lists, mask, skipped, unknown)
+
+
+def loss_mask(names: list[str], dx_lists: list[list[str]], labels: np.ndarray, classes: list[str],
+              scheme: str) -> np.ndarray:
+    """Which labels are known (1) and which the loss leaves out (0).
+
+    A record of a known source (by name) is no negative for a class that none of
+    that source's records here carries: the source never labels it. Records of
+    unknown sources are taken as labelling every class. A record's own codes can
+    leave a class undetermined too (``labels.undetermined_classes``).
+    """
+    mask = np.ones_like(labels)
+    sources = np.array([source_of(name) or "" for name in names])
+    for source in set(sources) - {""}:
+        rows = sources == source
+        mask[np.ix_(rows, labels[rows].sum(axis=0) == 0)] = 0
+    column = {c: j for j, c in enumerate(classes)}
+    for i, dx in enumerate(dx_lists):
+        for c in undetermined_classes(dx, scheme) & column.keys():
+            mask[i, column[c]] = 0
+    return mask
 
 
 def stratified_folds(labels: np.ndarray, proportions: list[float], seed: int) -> np.ndarray:

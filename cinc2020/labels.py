@@ -10,6 +10,8 @@ A model speaks one scheme, saved with it:
 
 from __future__ import annotations
 
+import re
+
 NORMAL_CLASS = "426783006"  # sinus rhythm: the always-normal baseline of the Challenge metric
 EQUIVALENT_CLASSES = (
     ("713427006", "59118001"),   # complete right bundle branch block ~ right bundle branch block
@@ -23,8 +25,8 @@ SCHEMES = ("snomed", "cpsc")
 
 # One explicit table from SNOMED CT codes to the unofficial phase's classes.
 # LBBB includes complete (733534002) and incomplete (251120003) LBBB: CPSC 2018
-# annotated both as LBBB. 426783006 (sinus rhythm) maps to Normal only when the
-# record has no other code of this table (PTB-XL writes it beside other findings).
+# annotated both as LBBB. PVC includes ventricular ectopics (164884008): the
+# challenge relabelled CPSC 2018's own PVC records with that code.
 SNOMED_TO_CPSC = {
     "164889003": "AF",
     "270492004": "I-AVB",
@@ -35,6 +37,25 @@ SNOMED_TO_CPSC = {
     "429622005": "STD",
     "164931005": "STE",
 }
+# CPSC 2018's Normal is a normal ECG, not sinus rhythm: PTB-XL writes sinus rhythm beside
+# axis deviations, T-wave abnormalities and infarcts. A record is Normal only when every
+# code it carries is one of these.
+NORMAL_ECG_CODES = frozenset({
+    NORMAL_CLASS,
+    "427393009",  # sinus arrhythmia: the respiratory variation of a healthy heart
+})
+
+# Ventricular ectopics (164884008) is unscored in the official phase, where CPSC-Extra and
+# Georgia write PVC as 427172004 or 17338001 and PTB-XL and CPSC write 164884008. The snomed
+# scheme keeps the code unscored, as the scorer does, but a record carrying it is no evidence
+# against PVC: that class's loss term is left out for it (see ``undetermined_classes``).
+UNDETERMINED_BY = {"164884008": frozenset({"427172004"})}
+
+# The challenge's sources by record-name prefix. Each labels its own subset of the classes
+# (CPSC never uses left axis deviation), so a record is no negative for a class its source
+# never labels: ``data.loss_mask`` learns each source's classes from the training records.
+SOURCES = {"A": "CPSC", "Q": "CPSC-Extra", "I": "St Petersburg INCART", "S": "PTB", "HR": "PTB-XL",
+           "E": "Georgia", "JS": "Chapman-Shaoxing"}
 
 
 def representative(code: str) -> str:
@@ -53,7 +74,37 @@ def to_scheme(dx: list[str], scheme: str) -> set[str]:
     if scheme == "cpsc":
         mapped = {SNOMED_TO_CPSC[code] for code in dx if code in SNOMED_TO_CPSC}
         mapped |= {code for code in dx if code in CPSC_CLASSES}
-        if not mapped - {"Normal"} and (NORMAL_CLASS in dx or "Normal" in dx):
+        if not mapped and dx and all(code in NORMAL_ECG_CODES for code in dx):
             mapped = {"Normal"}
         return mapped
     raise ValueError(f"unknown label scheme {scheme!r}: use one of {', '.join(SCHEMES)}")
+
+
+def undetermined_classes(dx: list[str], scheme: str) -> set[str]:
+    """Classes of ``scheme`` that a record's labels neither assert nor deny."""
+    if scheme != "snomed":
+        return set()
+    return {c for code in dx for c in UNDETERMINED_BY.get(code, ())} - to_scheme(dx, scheme)
+
+
+def source_of(record_name: str) -> str | None:
+    """The challenge source of a record, from its name's prefix (``HR00001``: PTB-XL); None if unknown."""
+    match = re.fullmatch(r"([A-Z]+)\d+", record_name)
+    return SOURCES.get(match.group(1)) if match else None
+
+
+def answering_classes(requested: str, known: list[str]) -> list[str]:
+    """The classes among ``known`` (a model's) that answer for class ``requested`` of another list.
+
+    Itself; else its equivalent code; else through the SNOMED-to-CPSC table (a code
+    for a CPSC class, or a CPSC class for the codes the table maps to it). None: [].
+    """
+    if requested in known:
+        return [requested]
+    if representative(requested) in known:
+        return [representative(requested)]
+    if SNOMED_TO_CPSC.get(requested) in known:
+        return [SNOMED_TO_CPSC[requested]]
+    if requested in CPSC_CLASSES:
+        return [c for c in known if SNOMED_TO_CPSC.get(c) == requested]
+    return []

@@ -40,22 +40,33 @@ def n_windows(length: int, window: int, hop: int) -> int:
     return 1 + max(0, math.ceil((length - window) / hop))
 
 
+def convolutions(config: Config, last_channels: int | None = None):
+    """(channels in, channels out, kernel, stride, ends a block) of both designs' 15 convolutions.
+
+    Blocks of three, one per ``config.conv_channels`` entry; the first convolution
+    of each block after the first halves the time axis. ``last_channels``, if
+    given, is the width of the very last convolution.
+    """
+    channels_in = N_LEADS
+    for block, channels in enumerate(config.conv_channels):
+        for position in range(3):
+            last = (block, position) == (len(config.conv_channels) - 1, 2)
+            channels_out = last_channels if last and last_channels else channels
+            kernel = config.first_kernel_size if (block, position) == (0, 0) else config.kernel_size
+            yield channels_in, channels_out, kernel, 2 if block > 0 and position == 0 else 1, position == 2
+            channels_in = channels_out
+
+
 class CRNN(nn.Module):
     def __init__(self, config: Config, n_classes: int):
         super().__init__()
         self.window, self.hop = config.window, config.hop
         layers: list[nn.Module] = []
-        channels_in = N_LEADS
-        last_block = len(config.conv_channels) - 1
-        for block, channels in enumerate(config.conv_channels):
-            for position in range(3):
-                channels_out = config.features_per_window if (block, position) == (last_block, 2) else channels
-                kernel = 7 if channels_in == N_LEADS else 5
-                stride = 2 if block > 0 and position == 0 else 1  # each block after the first halves the time axis
-                layers += [nn.Conv1d(channels_in, channels_out, kernel, stride, padding=kernel // 2),
-                           nn.LeakyReLU(LEAKY_SLOPE)]
-                channels_in = channels_out
-            layers.append(nn.Dropout(config.dropout))
+        for channels_in, channels_out, kernel, stride, ends_block in convolutions(config, config.features_per_window):
+            layers += [nn.Conv1d(channels_in, channels_out, kernel, stride, padding=kernel // 2),
+                       nn.LeakyReLU(LEAKY_SLOPE)]
+            if ends_block:
+                layers.append(nn.Dropout(config.dropout))
         self.convolutions = nn.Sequential(*layers)
         self.gru = nn.GRU(config.features_per_window, config.gru_units, batch_first=True, bidirectional=True)
         self.head = nn.Sequential(
@@ -98,18 +109,13 @@ class CNNAttentionGRU(nn.Module):
     def __init__(self, config: Config, n_classes: int):
         super().__init__()
         self.blocks = nn.ModuleList()
-        channels_in = N_LEADS
-        for block, channels in enumerate(config.conv_channels):
-            for position in range(3):
-                kernel = 7 if channels_in == N_LEADS else 5
-                stride = 2 if block > 0 and position == 0 else 1
-                self.blocks.append(nn.ModuleList([
-                    nn.Conv1d(channels_in, channels, kernel, stride, padding=kernel // 2, bias=False),
-                    nn.BatchNorm1d(channels),
-                ]))
-                channels_in = channels
+        for channels_in, channels_out, kernel, stride, _ in convolutions(config):
+            self.blocks.append(nn.ModuleList([
+                nn.Conv1d(channels_in, channels_out, kernel, stride, padding=kernel // 2, bias=False),
+                nn.BatchNorm1d(channels_out),
+            ]))
         self.dropout = nn.Dropout(config.dropout)
-        self.gru = nn.GRU(channels_in, config.gru_units, batch_first=True, bidirectional=True)
+        self.gru = nn.GRU(config.conv_channels[-1], config.gru_units, batch_first=True, bidirectional=True)
         self.attention = nn.Sequential(nn.Linear(2 * config.gru_units, config.gru_units), nn.Tanh(),
                                        nn.Linear(config.gru_units, 1, bias=False))
         self.head = nn.Linear(2 * config.gru_units, n_classes)

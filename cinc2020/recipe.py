@@ -92,14 +92,15 @@ def train_ensemble(train_dir: str | Path, model_dir: str | Path, configs: list[C
     """Train the recipe on the records of ``train_dir``; save the model in ``model_dir``."""
     rank, world, run_on = start_processes()
     model_dir = Path(model_dir)
-    datasets = [load_data(train_dir, config, rank, world) for config in configs]
+    datasets = [load_data(train_dir, config) for config in configs]
     if any(d.names != datasets[0].names or d.classes != datasets[0].classes for d in datasets):
         raise ValueError("the architectures' preprocessing kept different records")
     oofs = [cross_validate(data, config, folds, model_dir / WORK_FOLDER / config.model, (rank, world, run_on),
                            resume, str(train_dir), label=f"{config.model}: " if len(configs) > 1 else "")
             for data, config in zip(datasets, configs)]
-    saved, summary = assemble(datasets[0], configs, oofs, stacking)
-    if rank == 0:
+    summary: dict = {}
+    if rank == 0:  # the others have no out-of-fold predictions, and read nothing rank 0 wrote
+        saved, summary = assemble(datasets[0], configs, oofs, stacking)
         save_model(model_dir, saved, summary, configs, oofs)
         shutil.rmtree(model_dir / WORK_FOLDER, ignore_errors=True)
         scores = summary["cross_validation"]

@@ -11,6 +11,7 @@ state is saved, so a killed run resumes to the model an uninterrupted run gives.
 from __future__ import annotations
 
 import copy
+import datetime
 import math
 import os
 import shutil
@@ -27,6 +28,7 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .config import Config
+from .cpus import use_cores
 from .data import TrainingSet, collate, duration_batches, load_training_set, stratified_folds
 from .inference import decide, predict_probabilities
 from .models import build_model
@@ -36,53 +38,58 @@ RESUME_FOLDER = "resume"  # inside the model folder: the state after the last co
 STATE_FILE = "state.json"
 
 
-def binary_cross_entropy(labels: np.ndarray, probabilities: np.ndarray, weights: np.ndarray) -> float:
-    """The training loss of probabilities, positives weighed by ``weights`` (see ``positive_weights``)."""
+def binary_cross_entropy(labels: np.ndarray, probabilities: np.ndarray, weights: np.ndarray,
+                         mask: np.ndarray) -> float:
+    """The training loss of probabilities (see ``masked_loss``), on arrays."""
     p = np.clip(probabilities, 1e-7, 1 - 1e-7)
-    return float(-np.mean(weights * labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+    terms = weights * labels * np.log(p) + (1 - labels) * np.log(1 - p)
+    return float(-np.sum(mask * terms) / max(mask.sum(), 1))
 
 
-def positive_weights(labels: np.ndarray, config: Config) -> np.ndarray:
+def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
+                weights: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy averaged over the known labels; a left-out one (mask 0) adds no loss and no gradient.
+
+    Positives are weighed by ``weights`` (see ``positive_weights``).
+    """
+    terms = nn.functional.binary_cross_entropy_with_logits(logits, targets, pos_weight=weights, reduction="none")
+    return (terms * mask).sum() / mask.sum().clamp(min=1)
+
+
+def positive_weights(labels: np.ndarray, mask: np.ndarray, config: Config) -> np.ndarray:
     """Per class, the loss weight of a positive record (1 without class weights)."""
     if not config.class_weights:
         return np.ones(labels.shape[1])
     positives = labels.sum(axis=0)
-    return np.sqrt((len(labels) - positives) / np.maximum(positives, 1))
-
-
-def validation_scores(data: TrainingSet, rows: np.ndarray, probabilities: np.ndarray,
-                      thresholds: np.ndarray, scheme: str, weights: np.ndarray) -> dict:
-    outputs = decide(probabilities, thresholds)
-    scores = score_predictions([data.dx[i] for i in rows], data.classes, outputs, probabilities, scheme)
-    return {"loss": binary_cross_entropy(data.labels[rows], probabilities, weights),
-            "challenge_metric": scores.challenge_metric, "auroc": scores.auroc,
-            "f_beta": scores.f_beta, "g_beta": scores.g_beta, "f_measure": scores.f_measure}
+    negatives = (mask * (1 - labels)).sum(axis=0)
+    return np.sqrt(negatives / np.maximum(positives, 1))
 
 
 def start_processes() -> tuple[int, int, torch.device]:
-    """(rank, world size, device) of this process; joins the process group under torchrun."""
+    """(rank, world size, device) of this process; joins the process group under torchrun.
+
+    Each process reads its training records itself (``data.cached_records`` lets one
+    process per machine build the cache while the others wait on a file lock, not in a
+    collective), so no file that only rank 0 wrote is read elsewhere, except the model
+    folder on ``--resume``: across machines it must be on storage every machine sees.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cuda = torch.cuda.is_available()
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
+        # Machines build their caches at the same time; the wait covers the slowest one.
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(minutes=60))
     rank = dist.get_rank() if world > 1 else 0
     if cuda:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
         return rank, world, torch.device("cuda", local)
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))  # every core, shared out
+    use_cores(int(os.environ.get("LOCAL_WORLD_SIZE", world)))  # the available cores, shared out
     return rank, world, torch.device("cpu")
 
 
-def load_data(train_dir: str | Path, config: Config, rank: int, world: int) -> TrainingSet:
-    """The training set, rank 0 filling the cache before the other processes read it."""
-    if rank == 0:
-        data = load_training_set(train_dir, config)
-    if world > 1:
-        dist.barrier()
-        if rank != 0:
-            data = load_training_set(train_dir, config)
+def load_data(train_dir: str | Path, config: Config) -> TrainingSet:
+    """The training set (every process reads its own; see ``start_processes``)."""
+    data = load_training_set(train_dir, config)
     if len(data.names) < 2:
         raise ValueError(f"need at least two labelled records to train, found {len(data.names)}")
     return data
@@ -95,12 +102,75 @@ def split(labels: np.ndarray, config: Config) -> tuple[np.ndarray, np.ndarray]:
     return train_rows, (val_rows if len(val_rows) else train_rows)
 
 
+def train_epoch(network: nn.Module, optimiser, scaler, data: TrainingSet, batches: list[np.ndarray],
+                weights: torch.Tensor, config: Config, crop_rng: np.random.Generator, run_on: torch.device,
+                description: str, show: bool) -> torch.Tensor:
+    """One pass over this process's ``batches`` (rows of ``data``); returns (summed loss, records)."""
+    network.train()
+    crop = int(config.train_crop_s * config.fs)
+    total = torch.zeros(2, dtype=torch.float64)
+    progress = tqdm(batches, desc=description, unit="batch", file=sys.stderr, leave=False, disable=not show)
+    for rows in progress:
+        signals, signal_lengths = collate([data.signals[i] for i in rows], crop, crop_rng)
+        targets, mask = torch.from_numpy(data.labels[rows]), torch.from_numpy(data.mask[rows])
+        if run_on.type == "cuda":
+            signals, targets, mask = signals.pin_memory(), targets.pin_memory(), mask.pin_memory()
+        signals, targets, mask = (t.to(run_on, non_blocking=True) for t in (signals, targets, mask))
+        with torch.autocast(run_on.type, dtype=torch.float16, enabled=run_on.type == "cuda"):
+            logits = network(signals, signal_lengths).float()
+        loss = masked_loss(logits, targets, mask, weights)
+        optimiser.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(optimiser)
+        scaler.update()
+        total += torch.tensor([loss.item() * len(rows), len(rows)], dtype=torch.float64)
+        progress.set_postfix(loss=f"{loss.item():.4f}")
+    return total
+
+
+def evaluate(model: nn.Module, data: TrainingSet, rows: np.ndarray, weights: np.ndarray, scheme: str,
+             run_on: torch.device) -> dict:
+    """Validation loss (the training loss) and the scheme's scores at thresholds 0.5."""
+    probabilities = predict_probabilities(model, data.signals.subset(rows), run_on)
+    outputs = decide(probabilities, np.full(len(data.classes), 0.5))
+    scores = score_predictions([data.dx[i] for i in rows], data.classes, outputs, probabilities, scheme)
+    return {"loss": binary_cross_entropy(data.labels[rows], probabilities, weights, data.mask[rows]),
+            "challenge_metric": scores.challenge_metric, "auroc": scores.auroc,
+            "f_beta": scores.f_beta, "g_beta": scores.g_beta, "f_measure": scores.f_measure}
+
+
+def stop_decision(epoch: int, loss: float, best: dict, patience: int) -> tuple[bool, bool]:
+    """(improved, stop) after ``epoch``: a lower finite validation loss than ``best``'s improves;
+    ``patience`` epochs without one stop."""
+    improved = math.isfinite(loss) and loss < best["loss"]
+    return improved, not improved and epoch - best["epoch"] >= patience
+
+
+def agree(values: list[bool], world: int) -> list[bool]:
+    """Rank 0's ``values`` in every process, so that all stop (or go on) together."""
+    if world == 1:
+        return values
+    flags = torch.tensor([float(v) for v in values])
+    dist.broadcast(flags, src=0)
+    return [bool(v) for v in flags.tolist()]
+
+
+def describe(record: dict, scheme: str) -> str:
+    """One epoch's line: the scores of the model's label scheme."""
+    keys = (("challenge_metric", "challenge"),) if scheme == "snomed" else (("g_beta", "G-beta"),)
+    scores = "  ".join(f"{name} {record[f'val_{key}']:.3f}"
+                       for key, name in keys + (("auroc", "AUROC"), ("f_beta", "F-beta")))
+    return (f"epoch {record['epoch']:3d}  train loss {record['train_loss']:.4f}  val loss {record['val_loss']:.4f}  "
+            f"{scores}  {record['seconds']:.0f}s")
+
+
 def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config: Config,
         model_dir: str | Path, processes: tuple[int, int, torch.device], resume: bool = False,
         source: str = "") -> dict:
     """Train on ``train_rows``, keep the epoch with the lowest loss on ``val_rows``, save it in ``model_dir``.
 
-    ``source`` names the data for the model's description.
+    Rank 0 validates and decides for every process which epoch is best and when
+    to stop. ``source`` names the data for the model's description.
     """
     rank, world, run_on = processes
     log = (lambda text: print(text, file=sys.stderr)) if rank == 0 else (lambda text: None)
@@ -120,64 +190,51 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
     optimiser = torch.optim.NAdam(model.parameters(), lr=config.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=run_on.type == "cuda")
     history: list[dict] = []
-    best_state, best = None, {"loss": math.inf}
+    best_state, best = None, {"loss": math.inf, "epoch": 0}
     state_dir = Path(model_dir) / RESUME_FOLDER
     if resume and (state_dir / STATE_FILE).exists():
         history, best, best_state = restore_state(state_dir, config, data, model, optimiser, scaler,
                                                   order_rng, crop_rng, rank)
         log(f"resuming after epoch {len(history)} of {state_dir}")
 
-    weights = positive_weights(data.labels[train_rows], config)
-    loss_function = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weights, dtype=torch.float32, device=run_on))
-    crop = int(config.train_crop_s * config.fs)
-    thresholds = np.full(len(data.classes), 0.5)
+    weights = positive_weights(data.labels[train_rows], data.mask[train_rows], config)
+    weights_tensor = torch.tensor(weights, dtype=torch.float32, device=run_on)
     lengths = data.lengths[train_rows]
+    stopped = bool(history) and history[-1].get("stopped", False)  # a resumed run that had already stopped
+    improved_once = best_state is not None
     for epoch in range(len(history) + 1, config.epochs + 1):
-        if best_state is not None and epoch - best["epoch"] > config.patience:
-            break  # a resumed run that had already stopped early
+        if stopped:
+            break
         started = time.time()
-        network.train()
         batches = duration_batches(lengths, config.batch_size, order_rng)
         if len(batches) < world:
             raise ValueError(f"{len(batches)} batches cannot feed {world} processes: lower batch_size")
         mine = batches[: len(batches) - len(batches) % world][rank::world]  # equal shares keep DDP in step
-        total = torch.zeros(2, dtype=torch.float64)
-        progress = tqdm(mine, desc=f"epoch {epoch}/{config.epochs}", unit="batch", file=sys.stderr,
-                        leave=False, disable=rank != 0)
-        for batch in progress:
-            rows = train_rows[batch]
-            signals, signal_lengths = collate([data.signals[i] for i in rows], crop, crop_rng)
-            targets = torch.from_numpy(data.labels[rows])
-            if run_on.type == "cuda":
-                signals, targets = signals.pin_memory(), targets.pin_memory()
-            signals, targets = signals.to(run_on, non_blocking=True), targets.to(run_on, non_blocking=True)
-            with torch.autocast(run_on.type, dtype=torch.float16, enabled=run_on.type == "cuda"):
-                loss = loss_function(network(signals, signal_lengths).float(), targets)
-            optimiser.zero_grad()
-            scaler.scale(loss).backward()
-            scaler.step(optimiser)
-            scaler.update()
-            total += torch.tensor([loss.item() * len(rows), len(rows)], dtype=torch.float64)
-            progress.set_postfix(loss=f"{loss.item():.4f}")
+        total = train_epoch(network, optimiser, scaler, data, [train_rows[b] for b in mine], weights_tensor,
+                            config, crop_rng, run_on, f"epoch {epoch}/{config.epochs}", rank == 0)
         if world > 1:
             dist.all_reduce(total)
-        probabilities = predict_probabilities(model, data.signals.subset(val_rows), run_on)
-        scores = validation_scores(data, val_rows, probabilities, thresholds, config.labels, weights)
-        record = {"epoch": epoch, "train_loss": float(total[0] / total[1]),
-                  **{f"val_{k}": v for k, v in scores.items()}, "seconds": time.time() - started}
-        history.append(record)
-        improved = scores["loss"] < best["loss"]
-        log(f"epoch {epoch:3d}  train loss {record['train_loss']:.4f}  val loss {scores['loss']:.4f}  "
-            f"challenge {scores['challenge_metric']:.3f}  AUROC {scores['auroc']:.3f}  "
-            f"F-beta {scores['f_beta']:.3f}  {record['seconds']:.0f}s" + ("  *" if improved else ""))
-        if improved:
-            best, best_state = {**scores, "epoch": epoch}, copy.deepcopy(model.state_dict())
+        improved = False
         if rank == 0:
+            scores = evaluate(model, data, val_rows, weights, config.labels, run_on)
+            improved, stopped = stop_decision(epoch, scores["loss"], best, config.patience)
+        improved, stopped = agree([improved, stopped], world)
+        improved_once |= improved
+        if rank == 0:
+            record = {"epoch": epoch, "train_loss": float(total[0] / total[1]),
+                      **{f"val_{k}": v for k, v in scores.items()}, "seconds": time.time() - started,
+                      "stopped": stopped}
+            history.append(record)
+            log(describe(record, config.labels) + ("  *" if improved else ""))
+            if improved:
+                best, best_state = {**scores, "epoch": epoch}, copy.deepcopy(model.state_dict())
             save_state(state_dir, config, data, model, optimiser, scaler, order_rng, crop_rng,
                        history, best, best_state)
-        if epoch - best["epoch"] >= config.patience:
-            log(f"no lower validation loss for {config.patience} epochs: stopping")
-            break
+            if stopped:
+                log(f"no lower validation loss for {config.patience} epochs: stopping")
+    if not improved_once:
+        raise ValueError("the validation loss was never a finite number: training diverged "
+                         "(lower lr, or look for broken records)")
 
     summary = {
         "training_data": {
@@ -186,6 +243,7 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
             "train_records": int(len(train_rows)), "validation_records": int(len(val_rows)),
             "positives_per_class": dict(zip(data.classes, data.labels.sum(axis=0).astype(int).tolist())),
             "labels_not_learned": data.unknown_labels,
+            "labels_left_out_of_the_loss": int((data.mask[train_rows] == 0).sum()),
             "processes": world, "device": run_on.type,
         },
         "positive_weights": dict(zip(data.classes, weights.round(3).tolist())),
@@ -193,7 +251,8 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
         "history": history,
     }
     if rank == 0:
-        checkpoint.save(model_dir, checkpoint.SavedModel(data.classes, thresholds.tolist(),
+        thresholds = [0.5] * len(data.classes)
+        checkpoint.save(model_dir, checkpoint.SavedModel(data.classes, thresholds,
                                                          [checkpoint.Member(config, best_state)]), **summary)
         plot_history(history, best["epoch"], Path(model_dir) / "training_curves.png")
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -204,11 +263,11 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
 
 def save_state(state_dir: Path, config: Config, data: TrainingSet, model: nn.Module, optimiser, scaler,
                order_rng: np.random.Generator, crop_rng: np.random.Generator,
-               history: list[dict], best: dict, best_state: dict) -> None:
+               history: list[dict], best: dict, best_state: dict | None) -> None:
     """Everything needed to continue training exactly where it stands."""
     optimiser_state = optimiser.state_dict()
     tensors = {f"network.{k}": v for k, v in model.state_dict().items()}
-    tensors |= {f"best.{k}": v for k, v in best_state.items()}
+    tensors |= {f"best.{k}": v for k, v in (best_state or {}).items()}  # none before a finite validation loss
     tensors |= {f"optimiser.{index}.{key}": value for index, entry in optimiser_state["state"].items()
                 for key, value in entry.items()}
     tensors["torch_rng"] = torch.get_rng_state()
@@ -226,12 +285,12 @@ def resume_mismatch(saved: Path) -> ValueError:
 
 def restore_state(state_dir: Path, config: Config, data: TrainingSet, model: nn.Module, optimiser, scaler,
                   order_rng: np.random.Generator, crop_rng: np.random.Generator,
-                  rank: int) -> tuple[list[dict], dict, dict]:
+                  rank: int) -> tuple[list[dict], dict, dict | None]:
     document, tensors = checkpoint.read_document(state_dir, STATE_FILE)
     if Config.from_json(document["config"]) != config or document["records"] != data.names:
         raise resume_mismatch(state_dir)
     model.load_state_dict({k[len("network."):]: v for k, v in tensors.items() if k.startswith("network.")})
-    best_state = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+    best_state = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")} or None
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("optimiser."):

@@ -1,5 +1,7 @@
+import multiprocessing
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -9,6 +11,8 @@ from cinc2020 import data as data_module
 from cinc2020.config import Config
 from cinc2020.data import cached_records, load_training_set, prepare
 from cinc2020.records import read_record
+
+pytestmark = pytest.mark.shared_data
 
 
 @pytest.fixture
@@ -20,7 +24,7 @@ def records(tmp_path, monkeypatch):
 
 
 def cache_folders(records):
-    return sorted(p.name for p in (records.parent / "cache").iterdir())
+    return sorted(p.name for p in (records.parent / "cache").iterdir() if not p.name.startswith("."))
 
 
 def test_cache_holds_exactly_the_preprocessed_signals(records):
@@ -65,6 +69,7 @@ def test_changed_or_new_records_rebuild_the_cache(records):
 
 
 def test_failed_build_leaves_no_cache(records, monkeypatch):
+    monkeypatch.setattr(data_module, "available_cpus", lambda: 1)  # one process: the patched prepare runs
     calls = {"n": 0}
     real = data_module.prepare
 
@@ -80,3 +85,53 @@ def test_failed_build_leaves_no_cache(records, monkeypatch):
     assert cache_folders(records) == []
     monkeypatch.setattr(data_module, "prepare", real)
     assert len(load_training_set(records, Config()).names) == 12
+
+
+def build_alongside(records, cache, calls):
+    """One of two runs started at once on the same folder (a spawned process)."""
+    os.environ["CINC2020_CACHE"] = str(cache)
+    real = data_module.prepare
+
+    def slow_prepare(*args):
+        with open(calls, "a") as log:
+            log.write("x")
+        time.sleep(0.05)  # keep both runs inside the build at once
+        return real(*args)
+
+    data_module.prepare = slow_prepare
+    data_module.available_cpus = lambda: 1  # build in this process, where prepare is patched
+    store, names, _, _ = cached_records(records, Config())
+    return names, [store[i].sum() for i in range(len(store))]
+
+
+def test_two_runs_at_once_build_one_cache_and_share_it(records, tmp_path):
+    calls = tmp_path / "prepare-calls"
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(2) as pool:
+        runs = [pool.apply_async(build_alongside, (records, records.parent / "cache", calls)) for _ in range(2)]
+        first, second = [run.get(timeout=300) for run in runs]
+    assert first == second and len(first[0]) == 12
+    assert len(calls.read_text()) == 12            # one build; the other run waited and reused it
+    assert len(cache_folders(records)) == 1
+
+
+def test_a_cache_removed_by_another_run_stays_readable(records):
+    store, names, _, _ = cached_records(records, Config())
+    before = [store[i].copy() for i in range(len(store))]
+    header = records / "A0002.hea"
+    header.write_text(header.read_text() + "\n")  # the records change: the next run rebuilds and removes the old cache
+    cached_records(records, Config())
+    assert len(cache_folders(records)) == 1
+    for i, signal in enumerate(before):
+        np.testing.assert_array_equal(store[i], signal)
+
+
+def test_parallel_build_equals_the_serial_one(records, monkeypatch):
+    built = {}
+    for workers in (1, 2):
+        monkeypatch.setattr(data_module, "available_cpus", lambda: workers)
+        monkeypatch.setenv("CINC2020_CACHE", str(records.parent / f"cache-{workers}"))
+        cached_records(records, Config())
+        (folder,) = [p for p in (records.parent / f"cache-{workers}").iterdir() if not p.name.startswith(".")]
+        built[workers] = ((folder / "signals.f32").read_bytes(), (folder / "index.json").read_text())
+    assert built[1] == built[2] and len(built[1][0]) > 0

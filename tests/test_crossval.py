@@ -1,11 +1,20 @@
 import json
 
 import numpy as np
+import pytest
+import torch
 
 from conftest import FIXTURES, run_script
+from cinc2020 import crossval
+from cinc2020.config import Config
+from cinc2020.crossval import cross_validate
+from cinc2020.data import load_training_set
 from cinc2020.inference import decide
 from cinc2020.labels import CPSC_CLASSES
 from cinc2020.scoring import read_dx, score_predictions
+from cinc2020.train import fit as real_fit
+
+pytestmark = pytest.mark.shared_data
 
 
 def test_cross_validation_predicts_every_record_out_of_fold(tmp_path):
@@ -31,3 +40,18 @@ def test_cross_validation_predicts_every_record_out_of_fold(tmp_path):
     assert at_half["f_beta"] == scores.f_beta and at_half["g_beta"] == scores.g_beta
     assert 0 <= report["tuned_thresholds"]["f_beta"] <= 1
     assert report["positives_per_class"] == {c: 2 for c in CPSC_CLASSES}
+
+
+def test_training_only_rows_train_every_fold_and_are_never_predicted(tmp_path, monkeypatch):
+    config = Config(model="crnn", labels="cpsc", epochs=1, batch_size=4)
+    data = load_training_set(FIXTURES / "cpsc_text", config)
+    trained = []
+    monkeypatch.setattr(crossval, "fit", lambda data, train_rows, val_rows, *rest: trained.append(
+        (set(train_rows.tolist()), set(val_rows.tolist()))) or real_fit(data, train_rows, val_rows, *rest))
+    rows, extra = np.arange(12), np.arange(12, 18)
+    oof = cross_validate(data, config, 3, tmp_path, (0, 1, torch.device("cpu")), rows=rows, train_only=extra)
+    assert sorted(oof.rows.tolist()) == rows.tolist()                    # only ``rows`` are predicted
+    for fold, (train_rows, val_rows) in enumerate(trained):
+        held_out = set(oof.rows[oof.fold_of == fold].tolist())
+        assert set(extra.tolist()) <= train_rows | val_rows              # the extra rows join every fold
+        assert not held_out & (train_rows | val_rows)                    # the held-out fold never trains

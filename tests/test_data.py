@@ -3,10 +3,11 @@ import pytest
 
 from conftest import DATA, FIXTURES
 from cinc2020.config import Config
-from cinc2020.data import collate, duration_batches, load_training_set, prepare, stratified_folds
+from cinc2020.data import collate, duration_batches, load_training_set, loss_mask, prepare, stratified_folds
 from cinc2020.records import read_record
 
 
+@pytest.mark.shared_data
 def test_prepare_gives_normalised_leads_at_model_rate():
     data, lines = read_record(FIXTURES / "cinc_snomed" / "S0001.hea")  # 1000 Hz, 38.4 s
     signal = prepare(data, lines, Config())
@@ -18,6 +19,7 @@ def test_prepare_gives_normalised_leads_at_model_rate():
     assert not np.allclose(centred.std(axis=1), 1)
 
 
+@pytest.mark.shared_data
 def test_flat_lead_stays_zero():
     data, lines = read_record(FIXTURES / "cinc_snomed" / "A0002.hea")
     data[3] = 7.0
@@ -25,6 +27,7 @@ def test_flat_lead_stays_zero():
     assert np.all(signal[3] == 0) and np.isfinite(signal).all()
 
 
+@pytest.mark.shared_data
 def test_stratified_split_keeps_class_shares_on_ptbxl():
     data = load_training_set(DATA / "ptbxl", Config())
     fold = stratified_folds(data.labels, [0.8, 0.2], seed=0)
@@ -82,3 +85,29 @@ def test_small_sets_still_get_a_validation_share():
     labels = np.repeat(np.eye(9), 2, axis=0)[:12]  # 12 records, every class at most twice
     fold = stratified_folds(labels, [0.8, 0.2], seed=0)
     assert 2 <= (fold == 1).sum() <= 3
+
+
+@pytest.mark.shared_data
+def test_loss_mask_leaves_out_classes_a_source_never_labels():
+    """Six sources in one folder: each record's loss counts only the classes its source labels here."""
+    data = load_training_set(FIXTURES / "cinc_snomed", Config(min_positives=1))
+    known = {name: {c for c, m in zip(data.classes, row) if m} for name, row in zip(data.names, data.mask)}
+    sinus, af, tachycardia, low_voltage = "426783006", "164889003", "427084000", "251146004"
+    assert known["A0002"] == known["A0003"] == {sinus, af}             # CPSC: sinus rhythm and AF here
+    assert known["Q0001"] == known["Q0004"] == {tachycardia}
+    assert known["S0001"] == known["S0008"] == {sinus, low_voltage}
+    assert (data.mask[data.labels == 1] == 1).all()                      # a positive is always known
+    assert 0 < data.mask.sum() < data.mask.size
+
+
+def test_loss_mask_for_unknown_sources_and_ventricular_ectopics():
+    classes = ["426783006", "164889003", "427172004"]
+    names = ["rec1", "rec2", "E00001", "E00002"]
+    dx = [["426783006"], ["164884008", "426783006"], ["164884008"], ["17338001"]]
+    labels = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 0], [0, 0, 1]], dtype=np.float32)
+    mask = loss_mask(names, dx, labels, classes, "snomed")
+    np.testing.assert_array_equal(mask, [[1, 1, 1],      # unknown source: every label counts
+                                         [1, 1, 0],      # ventricular ectopics: PVC undetermined
+                                         [0, 0, 0],      # Georgia labels no sinus rhythm or AF here; PVC undetermined
+                                         [0, 0, 1]])
+    np.testing.assert_array_equal(loss_mask(names, dx, labels, classes, "cpsc")[:2], np.ones((2, 3)))

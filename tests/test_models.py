@@ -84,3 +84,31 @@ def test_attention_model_ignores_batch_padding(lengths):
         long_alone = model(long, torch.tensor([long_n]))
     torch.testing.assert_close(together[0], alone[0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(together[1], long_alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_kernel_sizes_are_parameters_not_guessed_from_channels():
+    """A first block of 12 channels (the number of leads) once gave kernel 7 to four convolutions."""
+    for architecture in ("crnn", "cnn_attention"):
+        config = Config(model=architecture, conv_channels=(12, 32, 32, 48, 48))
+        kernels = [m.kernel_size[0] for m in build_model(config, 3).modules() if isinstance(m, torch.nn.Conv1d)]
+        assert kernels == [7] + [5] * 14
+        config = Config(model=architecture, first_kernel_size=9, kernel_size=3)
+        kernels = [m.kernel_size[0] for m in build_model(config, 3).modules() if isinstance(m, torch.nn.Conv1d)]
+        assert kernels == [9] + [3] * 14
+
+
+def test_a_configuration_from_the_environment_is_announced(monkeypatch, capsys):
+    monkeypatch.delenv("CINC2020_CONFIG", raising=False)
+    config_from_environment()
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("CINC2020_CONFIG", '{"epochs": 3}')
+    assert config_from_environment().epochs == 3
+    assert capsys.readouterr().err.strip() == '$CINC2020_CONFIG changes the configuration: {"epochs": 3}'
+
+
+def test_records_without_class_follow_the_label_scheme(monkeypatch):
+    monkeypatch.delenv("CINC2020_CONFIG", raising=False)
+    assert config_from_environment(labels="cpsc").records_without_class == "skip"
+    assert config_from_environment().records_without_class == "negative"
+    assert config_from_environment(labels="cpsc", records_without_class="negative").records_without_class == "negative"
+    assert Config.from_json(Config(labels="cpsc").to_json()).records_without_class == "skip"

@@ -1,14 +1,24 @@
 import json
+import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
+import torch
 
 from conftest import FIXTURES, ROOT
+from cinc2020 import train
+from cinc2020.config import Config
+from cinc2020.data import load_training_set
 from cinc2020.inference import load_model
+from cinc2020.train import binary_cross_entropy, fit, masked_loss
+
+pytestmark = pytest.mark.shared_data
 
 SETTINGS = {"epochs": 8, "min_positives": 1, "patience": 20}
 
@@ -84,3 +94,97 @@ def test_resume_refuses_another_configuration(tmp_path):
     env["CINC2020_CONFIG"] = json.dumps({**SETTINGS, "lr": 0.01})
     result = subprocess.run(train_command(out, "--resume"), capture_output=True, text=True, env=env)
     assert result.returncode != 0 and "belongs to another configuration" in result.stderr
+
+
+def test_masked_labels_add_no_loss_and_no_gradient():
+    """On a mixed-source set, a label the mask leaves out changes neither the loss nor any gradient."""
+    data = load_training_set(FIXTURES / "cinc_snomed", Config(min_positives=1))
+    targets, mask = torch.from_numpy(data.labels), torch.from_numpy(data.mask)
+    assert (mask == 0).any() and (mask == 1).any()
+    weights = torch.linspace(1, 3, targets.shape[1])
+    logits = torch.randn(targets.shape, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    loss = masked_loss(logits, targets, mask, weights)
+    loss.backward()
+    assert (logits.grad[mask == 0] == 0).all() and (logits.grad[mask == 1] != 0).all()
+    flipped = torch.where(mask == 0, 1 - targets, targets)
+    assert masked_loss(logits, flipped, mask, weights).item() == loss.item()
+    terms = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, pos_weight=weights, reduction="none")
+    torch.testing.assert_close(loss, terms[mask == 1].mean())
+    on_arrays = binary_cross_entropy(data.labels, torch.sigmoid(logits).detach().double().numpy(), weights.numpy(),
+                                     data.mask)
+    assert on_arrays == pytest.approx(loss.item(), rel=1e-5)
+
+
+def scripted_evaluation(losses, calls):
+    """A stand-in for ``train.evaluate`` that returns the given validation losses in turn."""
+    def evaluate(model, data, rows, weights, scheme, run_on):
+        calls.append(len(calls) + 1)
+        return {"loss": losses[len(calls) - 1], "challenge_metric": 0.0, "auroc": 0.5, "f_beta": 0.0,
+                "g_beta": 0.0, "f_measure": 0.0}
+    return evaluate
+
+
+def fit_fixtures(tmp_path, **settings):
+    config = Config(model="crnn", min_positives=1, batch_size=4, **settings)
+    data = load_training_set(FIXTURES / "cinc_snomed", config)
+    rows = np.arange(len(data.names))
+    return fit(data, rows[:8], rows[8:], config, tmp_path / "model", (0, 1, torch.device("cpu")))
+
+
+def test_a_nan_validation_loss_is_no_improvement(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(train, "evaluate", scripted_evaluation([math.nan, 0.7, 0.6], calls))
+    summary = fit_fixtures(tmp_path, epochs=3, patience=5)
+    assert summary["validation"]["epoch"] == 3 and len(summary["history"]) == 3
+    monkeypatch.setattr(train, "evaluate", scripted_evaluation([math.nan] * 2, []))
+    with pytest.raises(ValueError, match="never a finite number"):
+        fit_fixtures(tmp_path, epochs=2, patience=5)
+
+
+def test_cpsc_models_report_their_own_scores_each_epoch(tmp_path, capsys):
+    config = Config(model="crnn", labels="cpsc", epochs=1, batch_size=4)
+    data = load_training_set(FIXTURES / "cpsc_text", config)
+    rows = np.arange(len(data.names))
+    fit(data, rows, rows, config, tmp_path / "model", (0, 1, torch.device("cpu")))
+    line = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch   1  train loss"))
+    assert "G-beta" in line and "F-beta" in line and "challenge" not in line and "nan" not in line
+
+
+def agreeing_rank(rank, port, out, cache):
+    """One of two gloo processes whose validation losses disagree: rank 0's would stop after epoch 3,
+    rank 1's keep falling."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2", CINC2020_CACHE=str(cache))
+    import torch.distributed as dist
+    from cinc2020 import train as rank_train
+    evaluations, epochs = [], []
+    losses = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0] if rank == 0 else [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]
+    rank_train.evaluate = scripted_evaluation(losses, evaluations)
+    real_epoch = rank_train.train_epoch
+    rank_train.train_epoch = lambda *args, **kwargs: epochs.append(1) or real_epoch(*args, **kwargs)
+    config = Config(model="crnn", epochs=6, patience=2, min_positives=1, batch_size=2)
+    processes = rank_train.start_processes()
+    data = rank_train.load_data(FIXTURES / "cinc_snomed", config)
+    rows = np.arange(len(data.names))
+    summary = rank_train.fit(data, rows[:8], rows[8:], config, out / "model", processes)
+    (out / f"rank{rank}.json").write_text(json.dumps({"epochs": len(epochs), "evaluations": len(evaluations),
+                                                      "history": len(summary["history"])}))
+    dist.destroy_process_group()
+
+
+def test_ranks_stop_together_on_rank_zeros_decision(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    context = torch.multiprocessing.start_processes(agreeing_rank, args=(port, tmp_path, os.environ["CINC2020_CACHE"]),
+                                                    nprocs=2, join=False, start_method="spawn")
+    deadline = time.time() + 240
+    while not context.join(timeout=5):
+        if time.time() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the two processes did not finish: one waits for the other (a hang)")
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == {"epochs": 3, "evaluations": 3, "history": 3}   # best epoch 1, patience 2
+    assert ranks[1] == {"epochs": 3, "evaluations": 0, "history": 0}   # rank 1 only follows
+    assert len(json.loads((tmp_path / "model" / "model.json").read_text())["history"]) == 3

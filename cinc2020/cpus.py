@@ -1,0 +1,86 @@
+"""How many CPU cores this process may use, and how its compute threads wait.
+
+``os.cpu_count()`` counts the machine's cores. A container run with ``--cpus=1``,
+``taskset`` or a batch scheduler allows fewer: the cores available are the fewest
+that the affinity mask and the cgroup CPU quota (v2 ``cpu.max``, v1
+``cpu.cfs_quota_us`` over ``cpu.cfs_period_us``, on this process's cgroup or any
+parent) allow. Threads beyond them only take turns on the same cores.
+
+The waiting policy matters as much as the count: an OpenMP thread that finishes
+its share of an operation spins for the next one by default, which on a busy
+machine takes the core from the threads that still have work (here, beside one
+other two-thread PyTorch process, the driver fell to a tenth of its speed).
+``cinc2020/__init__.py`` asks for passive waits before PyTorch loads.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+
+PROC_CGROUP = Path("/proc/self/cgroup")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _ancestors(base: Path, path: str) -> list[Path]:
+    """``base/path`` and each folder above it, up to ``base``."""
+    folders = [base]
+    for part in Path(path).parts[1:]:
+        folders.append(folders[-1] / part)
+    return folders
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def cgroup_cpu_limit(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) -> float | None:
+    """The CPU quota of this process's cgroups in cores (1.5 for 150 ms per 100 ms), or None if unlimited."""
+    limits = []
+    for line in (_read(proc_cgroup) or "").splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # cgroup v2: "max 100000" or "150000 100000"
+            for folder in _ancestors(root, path):
+                quota, _, period = (_read(folder / "cpu.max") or "max").partition(" ")
+                if quota != "max" and period:
+                    limits.append(int(quota) / int(period))
+        elif "cpu" in controllers.split(","):  # cgroup v1: a quota of -1 means none
+            for base in {root / controllers, root / "cpu"}:
+                for folder in _ancestors(base, path):
+                    quota, period = _read(folder / "cpu.cfs_quota_us"), _read(folder / "cpu.cfs_period_us")
+                    if quota and period and int(quota) > 0:
+                        limits.append(int(quota) / int(period))
+    return min(limits) if limits else None
+
+
+def available_cpus(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) -> int:
+    """Cores this process may compute on: the affinity mask, capped by the cgroup quota (at least 1)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limit = cgroup_cpu_limit(proc_cgroup, root)
+    if limit is not None:
+        cores = min(cores, math.ceil(limit - 1e-9))  # a fraction of a core still needs a thread
+    return max(1, cores)
+
+
+def use_cores(processes_per_machine: int = 1) -> int:
+    """Give PyTorch's intra-op pool this process's share of the available cores (or ``$OMP_NUM_THREADS``,
+    when the user set it); returns the count."""
+    chosen = os.environ.get("OMP_NUM_THREADS", "")
+    threads = int(chosen) if chosen.isdigit() and int(chosen) > 0 else max(1, available_cpus() // processes_per_machine)
+    torch.set_num_threads(threads)
+    return threads
+
+
+def describe() -> str:
+    """What this process computes on, for a run's log: threads, cores available and why, OpenMP waits."""
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    quota = cgroup_cpu_limit()
+    return (f"{torch.get_num_threads()} thread(s); {available_cpus()} core(s) available (affinity {affinity}, "
+            f"cgroup quota {'none' if quota is None else f'{quota:g}'}); "
+            f"OpenMP waits {os.environ.get('OMP_WAIT_POLICY', 'default').lower()}")
