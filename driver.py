@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from cinc2020.cpus import describe
 from cinc2020.records import RecordError, parse_header, read_signal_file
 from run_12ECG_classifier import load_12ECG_model, run_12ECG_classifier
 
@@ -44,6 +45,7 @@ def main(argv):
 
     print("Loading 12ECG model...")
     model = load_12ECG_model(model_input)
+    print(f"Computing on {describe()}.")
     unreadable = []
     started = time.perf_counter()
     for record in tqdm(records, desc="classifying", unit="rec", file=sys.stderr):

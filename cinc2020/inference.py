@@ -16,8 +16,13 @@ from .checkpoint import ModelFileError
 from .config import Config
 from .data import collate, prepare
 from .ensemble import combine
+from .labels import CPSC_CLASSES, answering_classes
 from .models import build_model
 from .records import RecordError
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_MODELS = {"snomed": ROOT / "model", "cpsc": ROOT / "model" / "cpsc"}  # each label scheme's shipped model
 
 
 def device() -> torch.device:
@@ -113,6 +118,34 @@ def classify(data: np.ndarray, header_lines: list[str], model: LoadedModel):
         zeros = np.zeros(len(model.classes))
         return zeros.astype(int), zeros, model.classes
     return decide(probabilities, model.thresholds)[0], probabilities, model.classes
+
+
+def answer_for(requested: list[str], labels: np.ndarray, probabilities: np.ndarray,
+               classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A model's ``(labels, probabilities)`` over its ``classes`` restated for the ``requested`` class list:
+    each requested class takes its answering classes' highest probability and any of their labels
+    (``labels.answering_classes``); a class the model cannot answer is 0 and negative."""
+    column = {c: j for j, c in enumerate(classes)}
+    answers = [[column[c] for c in answering_classes(r, classes)] for r in requested]
+    return (np.array([int(any(labels[j] for j in a)) for a in answers], dtype=int),
+            np.array([max((float(probabilities[j]) for j in a), default=0.0) for a in answers]))
+
+
+@dataclass
+class ShippedModels:
+    """Both shipped models, for the unofficial phase's driver, which loads with no folder: the class
+    list of its first call picks the one that speaks it (CPSC text classes or SNOMED CT codes)."""
+    models: dict[str, LoadedModel]
+    chosen: LoadedModel | None = None
+
+    def pick(self, requested: list[str]) -> LoadedModel:
+        if self.chosen is None:
+            self.chosen = self.models["cpsc" if set(requested) & set(CPSC_CLASSES) else "snomed"]
+        return self.chosen
+
+
+def load_shipped_models() -> ShippedModels:
+    return ShippedModels({scheme: load_model(folder) for scheme, folder in SHIPPED_MODELS.items()})
 
 
 def record_name(header_lines) -> str:

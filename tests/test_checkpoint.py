@@ -24,6 +24,7 @@ def saved(tmp_path):
     return tmp_path, network
 
 
+@pytest.mark.shared_data
 def test_round_trip_gives_identical_predictions(saved):
     folder, network = saved
     loaded = load_model(folder)

@@ -62,6 +62,7 @@ def test_image_layout(image):
     assert not {"tests", "samples", ".git", ".venv", "bench", "__pycache__"} & set(names)
 
 
+@pytest.mark.shared_data
 @pytest.mark.parametrize("folder", FOLDERS)
 def test_image_outputs_and_scores_equal_the_host(image, folder, tmp_path):
     data = FIXTURES / folder

@@ -5,7 +5,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import FIXTURES, ROOT, run_script
+
+pytestmark = pytest.mark.shared_data
 
 
 def test_two_process_training_with_gloo(tmp_path):

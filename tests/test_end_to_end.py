@@ -37,6 +37,7 @@ def snomed_model(tmp_path_factory):
     return folder, result
 
 
+@pytest.mark.shared_data
 def test_training_writes_a_complete_model(snomed_model):
     """The ensemble recipe: both architectures, one model per fold, their mean, tuned thresholds."""
     folder, result = snomed_model
@@ -64,6 +65,7 @@ def test_training_writes_a_complete_model(snomed_model):
     assert (folder / "training_curves" / "crnn-fold1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.shared_data
 def test_driver_and_scorer_agree_with_in_memory_scores(snomed_model, tmp_path):
     folder, _ = snomed_model
     outputs = tmp_path / "outputs"
@@ -88,6 +90,7 @@ def test_driver_and_scorer_agree_with_in_memory_scores(snomed_model, tmp_path):
     assert float(printed["Challenge metric"]) == pytest.approx(files.challenge_metric, abs=5e-4)
 
 
+@pytest.mark.shared_data
 def test_driver_survives_bad_records(snomed_model, tmp_path):
     folder, _ = snomed_model
     records = tmp_path / "records"
@@ -113,6 +116,7 @@ def test_driver_survives_bad_records(snomed_model, tmp_path):
     assert sum(rows["GOOD"][1]) >= 1
 
 
+@pytest.mark.shared_data
 def test_unofficial_phase_entry_from_text_labels(tmp_path):
     model = tmp_path / "cpsc_model"
     result = run_script(ROOT / "train_model.py", FIXTURES / "cpsc_text", model, "--labels", "cpsc", "--folds", "2",
@@ -130,6 +134,7 @@ def test_unofficial_phase_entry_from_text_labels(tmp_path):
     assert result.stdout.splitlines()[0] == "AUROC|AUPRC|Accuracy|F-measure|Fbeta-measure|Gbeta-measure"
 
 
+@pytest.mark.shared_data
 def test_default_recipe_trains_one_attention_network(tmp_path):
     model = tmp_path / "model"
     result = run_script(ROOT / "train_model.py", FIXTURES / "cinc_snomed", model, env={"CINC2020_CONFIG": QUICK})

@@ -45,6 +45,7 @@ def stacker_for_test():
     return {"coefficients": rng.normal(0, 0.5, (3, 6)), "intercepts": rng.normal(0, 0.5, 3)}
 
 
+@pytest.mark.shared_data
 @pytest.mark.parametrize("stacking", [False, True])
 def test_saved_ensemble_predicts_what_its_members_do(tmp_path, stacking):
     saved_members = members()

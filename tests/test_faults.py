@@ -101,6 +101,7 @@ def test_each_fault(driver_run, case):
         assert len(errors) == 1, errors
 
 
+@pytest.mark.shared_data
 def test_training_skips_bad_records_and_counts_them(tmp_path):
     for name in ("A0002", "A0003", "E00001", "HR00001"):
         for suffix in (".hea", ".mat"):

@@ -17,6 +17,7 @@ def header_text(fs=500, n=5000, gain="1000/mV", leads=STANDARD_LEADS, comments=(
     return "\n".join([*lines, *comments]) + "\n"
 
 
+@pytest.mark.shared_data
 def test_reads_every_fixture_record():
     for header_path in sorted(FIXTURES.glob("*/*.hea")):
         data, lines = read_record(header_path)
@@ -27,6 +28,7 @@ def test_reads_every_fixture_record():
         assert header.dx
 
 
+@pytest.mark.shared_data
 def test_header_quirks_of_real_records():
     nan_age = parse_header((SNOMED / "E00001.hea").read_text())
     assert math.isnan(nan_age.age) and nan_age.sex == "Female" and nan_age.dx == ["426783006"]

@@ -4,13 +4,13 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURES
+from conftest import SAMPLES
 from cinc2020.config import Config
 from cinc2020.data import prepare
 from cinc2020.records import RecordError, parse_header, read_signal_file, standard_leads
 
-REAL_HEADER = (FIXTURES / "cinc_snomed" / "A0002.hea").read_text()
-REAL_MAT = (FIXTURES / "cinc_snomed" / "A0002.mat").read_bytes()
+REAL_HEADER = (SAMPLES / "A0002.hea").read_text()
+REAL_MAT = (SAMPLES / "A0002.mat").read_bytes()
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -5,11 +5,13 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import ROOT, SCORER_CASES, run_script
+from conftest import ROOT, SCORER_CASES, SHARED_SCORER_CASES, run_script
 from cinc2020.scoring import (ScoringError, auc, challenge_metric, evaluate_directories, load_weights,
                               score_official)
 
-CASES = [("official_small", "official"), ("official_quirks", "official"), ("unofficial_cpsc", "unofficial")]
+CASES = [(SCORER_CASES / "official_small", "official"),
+         pytest.param(SHARED_SCORER_CASES / "official_quirks", "official", marks=pytest.mark.shared_data),
+         (SCORER_CASES / "unofficial_cpsc", "unofficial")]
 SCALARS = {"auroc": "auroc", "auprc": "auprc", "accuracy": "accuracy", "f_measure": "f_measure",
            "f_beta_measure": "f_beta", "g_beta_measure": "g_beta", "challenge_metric": "challenge_metric",
            "f_beta": "f_beta", "g_beta": "g_beta"}
@@ -18,8 +20,8 @@ VECTORS = ("auroc_classes", "auprc_classes", "f_measure_classes")
 
 @pytest.mark.parametrize("case,phase", CASES)
 def test_reproduces_official_scorer(case, phase):
-    expected = json.loads((SCORER_CASES / case / "expected.json").read_text())
-    scores = evaluate_directories(SCORER_CASES / case / "labels", SCORER_CASES / case / "outputs", phase)
+    expected = json.loads((case / "expected.json").read_text())
+    scores = evaluate_directories(case / "labels", case / "outputs", phase)
     assert scores.classes == expected["classes"]
     checked = 0
     for key, value in expected.items():
@@ -30,6 +32,16 @@ def test_reproduces_official_scorer(case, phase):
             np.testing.assert_allclose(getattr(scores, key), np.array(value, dtype=float), atol=1e-9, rtol=0)
             checked += 1
     assert checked >= 6
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("case", ["official_small", "unofficial_cpsc"])
+def test_carried_scorer_cases_equal_the_shared_ones(case):
+    carried = sorted(p.relative_to(SCORER_CASES / case) for p in (SCORER_CASES / case).rglob("*") if p.is_file())
+    assert carried and carried == sorted(p.relative_to(SHARED_SCORER_CASES / case)
+                                         for p in (SHARED_SCORER_CASES / case).rglob("*") if p.is_file())
+    for path in carried:
+        assert (SCORER_CASES / case / path).read_bytes() == (SHARED_SCORER_CASES / case / path).read_bytes()
 
 
 def test_command_line_writes_official_formats(tmp_path):

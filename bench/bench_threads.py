@@ -1,0 +1,126 @@
+#!/usr/bin/env python
+"""The entry's speed on an idle machine and beside another busy PyTorch process.
+
+    python bench/bench_threads.py [--records 600] [--train-records 1000]
+
+Starts its own competing load (a PyTorch process multiplying matrices on 2 threads,
+with PyTorch's default, spinning, OpenMP waits) and measures, idle and beside it:
+
+  * driver.py over real PTB-XL records (../shared/data/ptbxl, 100 Hz, 10 s): records/s once loaded;
+  * one training epoch (crnn, batch 20) over the first --train-records PTB-XL records: seconds;
+
+for the thread policies compared: the entry's (cinc2020/cpus.py: the available cores, passive
+OpenMP waits), the same with one thread, and the earlier one (every core, spinning waits).
+Prints the cores this process may use and the threads the entry chose; run inside a container
+started with --cpus=1 to see it choose 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED = Path(os.environ.get("CINC2020_SHARED", ROOT.parent / "shared"))
+
+LOAD = """
+import torch
+torch.set_num_threads(2)
+a = torch.randn(384, 384)
+while True:
+    a = torch.tanh(a @ a)
+"""
+
+EPOCH = """
+import sys, time
+import numpy as np
+from cinc2020.config import Config
+from cinc2020.cpus import use_cores
+from cinc2020.data import load_training_set
+from cinc2020.train import fit
+use_cores()
+config = Config(model="crnn", epochs=1)
+data = load_training_set(sys.argv[1], config)
+rows = np.arange(int(sys.argv[2]))
+started = time.perf_counter()
+fit(data, rows, rows[:20], config, sys.argv[3], (0, 1, __import__("torch").device("cpu")))
+print(time.perf_counter() - started)
+"""
+
+POLICIES = {  # name: environment
+    "entry (passive waits, available cores)": {},
+    "entry, 1 thread": {"OMP_NUM_THREADS": "1"},
+    "earlier (spinning waits, every core)": {"OMP_WAIT_POLICY": "ACTIVE"},
+}
+
+
+def environment(changes: dict) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    return {**env, **changes}
+
+
+def driver_speed(records: Path, changes: dict) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        run = subprocess.run([sys.executable, str(ROOT / "driver.py"), str(ROOT / "model"), str(records), out],
+                             check=True, capture_output=True, text=True, env=environment(changes))
+    return float(run.stdout.strip().splitlines()[-1].split(", ")[1].split()[0])
+
+
+def epoch_seconds(records: int, changes: dict) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        run = subprocess.run([sys.executable, "-c", EPOCH, str(SHARED / "data" / "ptbxl"), str(records), out],
+                             check=True, capture_output=True, text=True, env=environment(changes), cwd=ROOT)
+    return float(run.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=600, help="PTB-XL records for the driver")
+    parser.add_argument("--train-records", type=int, default=1000, help="PTB-XL records for the training epoch")
+    parser.add_argument("--skip-training", action="store_true")
+    args = parser.parse_args()
+    from cinc2020.cpus import describe, use_cores
+    use_cores()
+    print(f"the entry computes on {describe()}")
+    ptbxl = sorted((SHARED / "data" / "ptbxl").glob("*.hea"))[: args.records]
+    with tempfile.TemporaryDirectory() as folder:
+        for header in ptbxl:
+            for suffix in (".hea", ".mat"):
+                os.symlink(header.with_suffix(suffix), Path(folder) / (header.stem + suffix))
+        epoch_seconds(20, {})  # build the training cache outside the timings
+        rows = []
+        for name, changes in POLICIES.items():
+            figures = {}
+            for loaded in (False, True):
+                load = subprocess.Popen([sys.executable, "-c", LOAD], env=environment({})) if loaded else None
+                try:
+                    time.sleep(2 if loaded else 0)
+                    figures[("driver", loaded)] = driver_speed(Path(folder), changes)
+                    if not args.skip_training:
+                        figures[("epoch", loaded)] = epoch_seconds(args.train_records, changes)
+                finally:
+                    if load:
+                        load.kill()
+                        load.wait()
+            rows.append((name, figures))
+    print(f"driver.py, {len(ptbxl)} PTB-XL records (records/s once loaded); training epoch, "
+          f"{args.train_records} PTB-XL records (s); beside = beside a 2-thread PyTorch load")
+    print(f"{'policy':42s} {'idle':>8s} {'beside':>8s} {'ratio':>6s}" +
+          ("" if args.skip_training else f" {'epoch idle':>11s} {'beside':>8s} {'ratio':>6s}"))
+    for name, f in rows:
+        line = f"{name:42s} {f[('driver', False)]:8.1f} {f[('driver', True)]:8.1f} " \
+               f"{f[('driver', True)] / f[('driver', False)]:6.2f}"
+        if not args.skip_training:
+            line += f" {f[('epoch', False)]:11.1f} {f[('epoch', True)]:8.1f} " \
+                    f"{f[('epoch', True)] / f[('epoch', False)]:6.2f}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
