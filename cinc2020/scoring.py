@@ -147,6 +147,16 @@ def challenge_metric(labels, outputs, weights: np.ndarray, classes: list[str]):
     return score if np.ndim(score) else float(score)
 
 
+def challenge_confusion(labels, outputs) -> np.ndarray:
+    """The Challenge metric's class-by-class confusion: entry (j, k) sums, over records labelled j and
+    answered k, 1 / the number of classes the record is labelled or answered. The metric's credit is the
+    sum of this matrix times the weights."""
+    labels = np.asarray(labels, dtype=np.float64)
+    outputs = np.asarray(outputs, dtype=np.float64)
+    per_record = 1.0 / np.maximum(np.sum((labels + outputs) > 0, axis=1), 1)
+    return (labels * per_record[:, None]).T @ outputs
+
+
 @dataclass
 class Scores:
     classes: list[str]
@@ -339,17 +349,15 @@ def labels_to_array(dx_lists: list[list[str]], classes: list[str], merge_equival
     return labels
 
 
-def evaluate_directories(label_dir, output_dir, phase: str = "official",
-                         weights_file: str | os.PathLike = WEIGHTS_FILE) -> Scores:
-    """Score every record of ``label_dir`` against its output file in ``output_dir``."""
+def read_run(label_dir, output_dir, phase: str = "official", weights_file: str | os.PathLike = WEIGHTS_FILE):
+    """A run's ``(classes, labels, binary outputs, scalar outputs, weights or None)``, as the phase scores them."""
     pairs = find_pairs(label_dir, output_dir)
     dx_lists = [read_dx(header) for header, _ in pairs]
     parsed = [read_output(output) for _, output in pairs]
     if phase == "official":
         classes, weights = load_weights(weights_file)
         labels = labels_to_array(dx_lists, classes, merge_equivalents=True)
-        binary, scalar = outputs_to_arrays(parsed, classes, merge_equivalents=True)
-        return score_official(labels, binary, scalar, classes, weights)
+        return (classes, labels, *outputs_to_arrays(parsed, classes, merge_equivalents=True), weights)
     if phase == "unofficial":
         found = {code for codes in dx_lists for code in codes}
         classes = [c for c in CPSC_CLASSES if c in found]
@@ -357,9 +365,21 @@ def evaluate_directories(label_dir, output_dir, phase: str = "official",
         if unknown:
             raise ScoringError(f"labels outside the unofficial phase's classes: {', '.join(unknown)}")
         labels = labels_to_array(dx_lists, classes, merge_equivalents=False)
-        binary, scalar = outputs_to_arrays(parsed, classes, merge_equivalents=False)
-        return score_unofficial(labels, binary, scalar, classes)
+        return (classes, labels, *outputs_to_arrays(parsed, classes, merge_equivalents=False), None)
     raise ValueError(f"unknown phase {phase!r}: use 'official' or 'unofficial'")
+
+
+def evaluate_directories(label_dir, output_dir, phase: str = "official",
+                         weights_file: str | os.PathLike = WEIGHTS_FILE) -> Scores:
+    """Score every record of ``label_dir`` against its output file in ``output_dir``."""
+    return score_run(*read_run(label_dir, output_dir, phase, weights_file))
+
+
+def score_run(classes, labels, binary, scalar, weights) -> Scores:
+    """The scores of ``read_run``'s arrays: official with weights, unofficial without."""
+    if weights is not None:
+        return score_official(labels, binary, scalar, classes, weights)
+    return score_unofficial(labels, binary, scalar, classes)
 
 
 # --------------------------------------------------------------------------- reports
