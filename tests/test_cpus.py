@@ -7,6 +7,7 @@ from cinc2020.cpus import available_cpus, cgroup_cpu_limit
 
 
 def tree(tmp_path, cgroup_lines, files):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     proc = tmp_path / "proc-self-cgroup"
     proc.write_text("\n".join(cgroup_lines) + "\n")
     root = tmp_path / "sys-fs-cgroup"
