@@ -9,10 +9,12 @@ with PyTorch's default, spinning, OpenMP waits) and measures, idle and beside it
   * driver.py over real PTB-XL records (../shared/data/ptbxl, 100 Hz, 10 s): records/s once loaded;
   * one training epoch (crnn, batch 20) over the first --train-records PTB-XL records: seconds;
 
-for the thread policies compared: the entry's (cinc2020/cpus.py: the available cores, passive
-OpenMP waits), the same with one thread, and the earlier one (every core, spinning waits).
-Prints the cores this process may use and the threads the entry chose; run inside a container
-started with --cpus=1 to see it choose 1.
+for the thread policies compared: the entry's (cinc2020/cpus.py: passive OpenMP waits, one thread
+for the driver, every available core for training), every core for both with passive waits, and the
+earlier one (every core, spinning waits).
+Prints the cores this process may use and the threads the entry chose. With --image TAG it also
+runs the driver in that image under `podman run --cpus=1` (bash scripts/container.sh build makes
+it) and prints what the entry chose there and its speed.
 """
 
 from __future__ import annotations
@@ -41,10 +43,10 @@ EPOCH = """
 import sys, time
 import numpy as np
 from cinc2020.config import Config
-from cinc2020.cpus import use_cores
+from cinc2020.cpus import training_threads, use_threads
 from cinc2020.data import load_training_set
 from cinc2020.train import fit
-use_cores()
+use_threads(training_threads())
 config = Config(model="crnn", epochs=1)
 data = load_training_set(sys.argv[1], config)
 rows = np.arange(int(sys.argv[2]))
@@ -54,9 +56,10 @@ print(time.perf_counter() - started)
 """
 
 POLICIES = {  # name: environment
-    "entry (passive waits, available cores)": {},
-    "entry, 1 thread": {"OMP_NUM_THREADS": "1"},
-    "earlier (spinning waits, every core)": {"OMP_WAIT_POLICY": "ACTIVE"},
+    "entry (passive waits; driver 1 thread, training all cores)": {},
+    f"passive waits, {os.cpu_count()} threads for both": {"OMP_NUM_THREADS": str(os.cpu_count())},
+    f"earlier (spinning waits, {os.cpu_count()} threads)": {"OMP_WAIT_POLICY": "ACTIVE",
+                                                            "OMP_NUM_THREADS": str(os.cpu_count())},
 }
 
 
@@ -79,16 +82,43 @@ def epoch_seconds(records: int, changes: dict) -> float:
     return float(run.stdout.strip().splitlines()[-1])
 
 
+def in_image(tag: str, records: list[Path]) -> None:
+    """The driver and the training thread choice inside the image, limited to one CPU by its cgroup."""
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as out:
+        for header in records:
+            for suffix in (".hea", ".mat"):
+                (Path(folder) / (header.stem + suffix)).write_bytes(header.with_suffix(suffix).read_bytes())
+        os.chmod(folder, 0o755)  # the image runs as its own user
+        os.chmod(out, 0o777)
+        run = ["podman", "run", "--rm", "--cpus=1", "--network", "none", "-v", f"{folder}:/data:ro",
+               "-v", f"{out}:/out", tag]
+        driver = subprocess.run(run + ["python", "driver.py", "model", "/data", "/out"], check=True,
+                                capture_output=True, text=True).stdout.strip().splitlines()
+        training = subprocess.run(run + ["python", "-c", "from cinc2020.cpus import describe, training_threads, "
+                                         "use_threads; use_threads(training_threads()); print(describe())"],
+                                  check=True, capture_output=True, text=True).stdout.strip()
+    print(f"in image {tag} with --cpus=1, {len(records)} PTB-XL records:")
+    print(f"  driver: {next(line for line in driver if line.startswith('Computing on'))} {driver[-1]}")
+    print(f"  training would compute on {training}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=600, help="PTB-XL records for the driver")
     parser.add_argument("--train-records", type=int, default=1000, help="PTB-XL records for the training epoch")
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--image", help="also run the driver in this podman image under --cpus=1")
+    parser.add_argument("--skip-host", action="store_true", help="only the --image run")
     args = parser.parse_args()
-    from cinc2020.cpus import describe, use_cores
-    use_cores()
-    print(f"the entry computes on {describe()}")
+    from cinc2020.cpus import INFERENCE_THREADS, available_cpus, describe, training_threads, use_threads
+    use_threads(training_threads())
+    print(f"this process: {describe()}; the entry would classify on {min(INFERENCE_THREADS, available_cpus())} "
+          f"thread(s) and train on {training_threads()}")
     ptbxl = sorted((SHARED / "data" / "ptbxl").glob("*.hea"))[: args.records]
+    if args.image:
+        in_image(args.image, ptbxl)
+    if args.skip_host:
+        return
     with tempfile.TemporaryDirectory() as folder:
         for header in ptbxl:
             for suffix in (".hea", ".mat"):
@@ -111,10 +141,10 @@ def main():
             rows.append((name, figures))
     print(f"driver.py, {len(ptbxl)} PTB-XL records (records/s once loaded); training epoch, "
           f"{args.train_records} PTB-XL records (s); beside = beside a 2-thread PyTorch load")
-    print(f"{'policy':42s} {'idle':>8s} {'beside':>8s} {'ratio':>6s}" +
+    print(f"{'policy':58s} {'idle':>8s} {'beside':>8s} {'ratio':>6s}" +
           ("" if args.skip_training else f" {'epoch idle':>11s} {'beside':>8s} {'ratio':>6s}"))
     for name, f in rows:
-        line = f"{name:42s} {f[('driver', False)]:8.1f} {f[('driver', True)]:8.1f} " \
+        line = f"{name:58s} {f[('driver', False)]:8.1f} {f[('driver', True)]:8.1f} " \
                f"{f[('driver', True)] / f[('driver', False)]:6.2f}"
         if not args.skip_training:
             line += f" {f[('epoch', False)]:11.1f} {f[('epoch', True)]:8.1f} " \

@@ -68,11 +68,22 @@ def available_cpus(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) ->
     return max(1, cores)
 
 
-def use_cores(processes_per_machine: int = 1) -> int:
-    """Give PyTorch's intra-op pool this process's share of the available cores (or ``$OMP_NUM_THREADS``,
-    when the user set it); returns the count."""
+# One record at a time is too little work to share: on our 2 cores one intra-op thread classified 65
+# PTB-XL records/s idle against 53 with two, and kept 0.68x of that beside another busy PyTorch process
+# (bench/bench_threads.py). Training batches are large enough to use every available core.
+INFERENCE_THREADS = 1
+
+
+def training_threads(processes_per_machine: int = 1) -> int:
+    """This training process's share of the available cores."""
+    return max(1, available_cpus() // processes_per_machine)
+
+
+def use_threads(threads: int) -> int:
+    """Give PyTorch's intra-op pool ``threads`` threads, or ``$OMP_NUM_THREADS`` when the user set it;
+    returns the count."""
     chosen = os.environ.get("OMP_NUM_THREADS", "")
-    threads = int(chosen) if chosen.isdigit() and int(chosen) > 0 else max(1, available_cpus() // processes_per_machine)
+    threads = int(chosen) if chosen.isdigit() and int(chosen) > 0 else max(1, threads)
     torch.set_num_threads(threads)
     return threads
 

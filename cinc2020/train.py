@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .config import Config
-from .cpus import use_cores
+from .cpus import training_threads, use_threads
 from .data import TrainingSet, collate, duration_batches, load_training_set, stratified_folds
 from .inference import decide, predict_probabilities
 from .models import build_model
@@ -83,7 +83,7 @@ def start_processes() -> tuple[int, int, torch.device]:
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
         return rank, world, torch.device("cuda", local)
-    use_cores(int(os.environ.get("LOCAL_WORLD_SIZE", world)))  # the available cores, shared out
+    use_threads(training_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world))))  # the available cores, shared out
     return rank, world, torch.device("cpu")
 
 

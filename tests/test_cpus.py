@@ -57,26 +57,36 @@ def test_affinity_caps_the_count(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("share", [1, 2])
-def test_use_cores_shares_the_available_cores_between_processes(monkeypatch, share):
+def test_training_shares_the_available_cores_between_processes(monkeypatch, share):
     import torch
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(cpus, "available_cpus", lambda: 4)
     before = torch.get_num_threads()
     try:
-        assert cpus.use_cores(share) == 4 // share and torch.get_num_threads() == 4 // share
+        assert cpus.use_threads(cpus.training_threads(share)) == 4 // share == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
 
 
 def test_a_thread_count_set_by_the_user_stands(monkeypatch):
     import torch
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setattr(cpus, "available_cpus", lambda: 4)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
     before = torch.get_num_threads()
     try:
-        assert cpus.use_cores() == 1 and torch.get_num_threads() == 1
+        assert cpus.use_threads(1) == 3 and torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_driver_classifies_on_one_thread():
+    import subprocess
+    import sys
+    code = ("import torch; from run_12ECG_classifier import load_12ECG_model; load_12ECG_model('model'); "
+            "print(torch.get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=root).stdout.strip() == "1"
 
 
 def test_openmp_threads_wait_passively():
