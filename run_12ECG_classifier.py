@@ -13,13 +13,13 @@
 file's lines. A class the model cannot answer is 0 and negative.
 """
 
-from cinc2020.cpus import INFERENCE_THREADS, use_threads
+from cinc2020.cpus import inference_threads, use_threads
 from cinc2020.inference import ShippedModels, answer_for, classify, load_model, load_shipped_models
 
 
 def load_12ECG_model(input_directory=None):
     """The model saved in ``input_directory``, or both shipped models when none is given (once per run)."""
-    use_threads(INFERENCE_THREADS)
+    use_threads(inference_threads())
     return load_shipped_models() if input_directory is None else load_model(input_directory)
 
 

@@ -57,7 +57,7 @@ print(time.perf_counter() - started)
 
 POLICIES = {  # name: environment
     "entry (passive waits; driver 1 thread, training all cores)": {},
-    f"passive waits, {os.cpu_count()} threads for both": {"OMP_NUM_THREADS": str(os.cpu_count())},
+    f"passive waits, {os.cpu_count()} threads for the driver": {"OMP_NUM_THREADS": str(os.cpu_count())},
     f"earlier (spinning waits, {os.cpu_count()} threads)": {"OMP_WAIT_POLICY": "ACTIVE",
                                                             "OMP_NUM_THREADS": str(os.cpu_count())},
 }
@@ -110,9 +110,9 @@ def main():
     parser.add_argument("--image", help="also run the driver in this podman image under --cpus=1")
     parser.add_argument("--skip-host", action="store_true", help="only the --image run")
     args = parser.parse_args()
-    from cinc2020.cpus import INFERENCE_THREADS, available_cpus, describe, training_threads, use_threads
+    from cinc2020.cpus import describe, inference_threads, training_threads, use_threads
     use_threads(training_threads())
-    print(f"this process: {describe()}; the entry would classify on {min(INFERENCE_THREADS, available_cpus())} "
+    print(f"this process: {describe()}; the entry would classify on {inference_threads()} "
           f"thread(s) and train on {training_threads()}")
     ptbxl = sorted((SHARED / "data" / "ptbxl").glob("*.hea"))[: args.records]
     if args.image:

@@ -74,18 +74,22 @@ def available_cpus(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) ->
 INFERENCE_THREADS = 1
 
 
+def inference_threads() -> int:
+    """Threads for classifying records: ``$OMP_NUM_THREADS`` when the user set it, else ``INFERENCE_THREADS``."""
+    chosen = os.environ.get("OMP_NUM_THREADS", "")
+    return int(chosen) if chosen.isdigit() and int(chosen) > 0 else INFERENCE_THREADS
+
+
 def training_threads(processes_per_machine: int = 1) -> int:
-    """This training process's share of the available cores."""
+    """This training process's share of the available cores. ``$OMP_NUM_THREADS`` does not count here:
+    torchrun sets it to 1 in every process it starts."""
     return max(1, available_cpus() // processes_per_machine)
 
 
 def use_threads(threads: int) -> int:
-    """Give PyTorch's intra-op pool ``threads`` threads, or ``$OMP_NUM_THREADS`` when the user set it;
-    returns the count."""
-    chosen = os.environ.get("OMP_NUM_THREADS", "")
-    threads = int(chosen) if chosen.isdigit() and int(chosen) > 0 else max(1, threads)
-    torch.set_num_threads(threads)
-    return threads
+    """Give PyTorch's intra-op pool ``threads`` threads; returns the count."""
+    torch.set_num_threads(max(1, threads))
+    return torch.get_num_threads()
 
 
 def describe() -> str:

@@ -3,6 +3,7 @@ multi-label stratified splits and duration-grouped batches."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -121,9 +122,9 @@ def cached_records(directory: str | Path, config: Config) -> tuple[SignalStore, 
     setting = json.dumps([str(source), config.fs, config.normalisation])
     prefix = f"{source.name}-{hashlib.sha256(setting.encode()).hexdigest()[:8]}-"
     folder = root / (prefix + key)
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{prefix}lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+    if not (folder / "index.json").exists():
+        root.mkdir(parents=True, exist_ok=True)
+    with _locked(root / f".{prefix}lock"):
         if not (folder / "index.json").exists():
             _build_cache(headers, config, root, folder, prefix)
         index = json.loads((folder / "index.json").read_text())
@@ -133,6 +134,20 @@ def cached_records(directory: str | Path, config: Config) -> tuple[SignalStore, 
     store = SignalStore(signals, np.array(index["offsets"], dtype=np.int64),
                         np.array(index["lengths"], dtype=np.int64))
     return store, index["names"], index["dx"], index["skipped"]
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on ``path`` (released when the file closes or the process dies). On read-only
+    storage, where no run can build, a finished cache is read without one."""
+    try:
+        lock = open(path, "a")
+    except OSError:
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _file_stamp(path: Path) -> list[int]:
@@ -157,11 +172,11 @@ def _build_cache(headers: list[Path], config: Config, root: Path, folder: Path, 
     names, dx_lists, offsets, lengths, skipped = [], [], [], [], {}
     position = 0
     workers = min(available_cpus(), len(headers))
-    # Processes, each single-threaded (joblib limits its workers' torch and BLAS threads); results come
-    # back in order, a few records ahead of the writer, so memory holds a handful of records at a time.
-    prepared = joblib.Parallel(n_jobs=workers, return_as="generator", batch_size=8)(
-        joblib.delayed(_read_and_prepare)(path, config) for path in headers)
     try:
+        # Processes, each single-threaded (joblib limits its workers' torch and BLAS threads); results come
+        # back in order, a few records ahead of the writer, so memory holds a handful of records at a time.
+        prepared = joblib.Parallel(n_jobs=workers, return_as="generator", batch_size=8)(
+            joblib.delayed(_read_and_prepare)(path, config) for path in headers)
         with open(building / "signals.f32", "wb") as out:
             for name, dx, signal, reason in tqdm(prepared, total=len(headers), desc=f"preprocessing records "
                                                  f"({workers} processes)", unit="rec", file=sys.stderr, leave=False):
@@ -210,12 +225,14 @@ def load_training_set(directory: str | Path, config: Config, classes: list[str] 
         raise ValueError(f"records_without_class must be 'negative' or 'skip', not {config.records_without_class!r}")
     store, names, dx_lists, skipped = cached_records(directory, config)
     skipped = dict(skipped)
+    # A record without a class adds nothing to the class counts, so the classes come first.
+    classes = classes or model_classes([dx for dx in dx_lists if dx], config)
     keep = []
     for i, (name, dx) in enumerate(zip(names, dx_lists)):
         if not dx:
             reason = "no #Dx labels"
-        elif config.records_without_class == "skip" and not to_scheme(dx, config.labels):
-            reason = f"none of its labels ({', '.join(dx)}) names a {config.labels} class"
+        elif config.records_without_class == "skip" and not to_scheme(dx, config.labels) & set(classes):
+            reason = f"none of its labels ({', '.join(dx)}) names a class of the model"
         else:
             keep.append(i)
             continue
@@ -225,7 +242,6 @@ def load_training_set(directory: str | Path, config: Config, classes: list[str] 
         raise ValueError(f"no usable labelled record in {directory} ({len(skipped)} skipped)")
     names = [names[i] for i in keep]
     dx_lists = [dx_lists[i] for i in keep]
-    classes = classes or model_classes(dx_lists, config)
     labels = np.zeros((len(names), len(classes)), dtype=np.float32)
     column = {c: j for j, c in enumerate(classes)}
     unknown: dict[str, int] = {}

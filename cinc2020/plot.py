@@ -190,7 +190,8 @@ def record_figure(path: Path, model: LoadedModel, start: float = 0.0):
     half = ROW_MM / PAPER_GAIN / 2
     looked = np.arange(len(saliency)) / saliency_fs
     inside = (looked >= start) & (looked < start + SHOWN_S)
-    strip.imshow(saliency[inside][None, :], extent=(start, start + SHOWN_S, -half, half), aspect="auto",
+    end = start + inside.sum() / saliency_fs  # a record shorter than the strip ends before it
+    strip.imshow(saliency[inside][None, :], extent=(start, end, -half, half), aspect="auto",
                  cmap="Blues", vmin=0, vmax=1.6, alpha=0.45, zorder=0, interpolation="bilinear")
 
     names = class_names()

@@ -146,11 +146,11 @@ def stop_decision(epoch: int, loss: float, best: dict, patience: int) -> tuple[b
     return improved, not improved and epoch - best["epoch"] >= patience
 
 
-def agree(values: list[bool], world: int) -> list[bool]:
-    """Rank 0's ``values`` in every process, so that all stop (or go on) together."""
+def agree(values: list[bool], world: int, run_on: torch.device) -> list[bool]:
+    """Rank 0's ``values`` in every process, so that all stop (or go on, or fail) together."""
     if world == 1:
         return values
-    flags = torch.tensor([float(v) for v in values])
+    flags = torch.tensor([float(v) for v in values], device=run_on)  # NCCL reduces only GPU tensors
     dist.broadcast(flags, src=0)
     return [bool(v) for v in flags.tolist()]
 
@@ -166,11 +166,12 @@ def describe(record: dict, scheme: str) -> str:
 
 def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config: Config,
         model_dir: str | Path, processes: tuple[int, int, torch.device], resume: bool = False,
-        source: str = "") -> dict:
+        source: str = "") -> dict | None:
     """Train on ``train_rows``, keep the epoch with the lowest loss on ``val_rows``, save it in ``model_dir``.
 
     Rank 0 validates and decides for every process which epoch is best and when
-    to stop. ``source`` names the data for the model's description.
+    to stop, and returns the model's description (other ranks: None). ``source``
+    names the data for the description.
     """
     rank, world, run_on = processes
     log = (lambda text: print(text, file=sys.stderr)) if rank == 0 else (lambda text: None)
@@ -200,7 +201,8 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
     weights = positive_weights(data.labels[train_rows], data.mask[train_rows], config)
     weights_tensor = torch.tensor(weights, dtype=torch.float32, device=run_on)
     lengths = data.lengths[train_rows]
-    stopped = bool(history) and history[-1].get("stopped", False)  # a resumed run that had already stopped
+    # A resumed run that had already stopped (states saved before the flag existed: by patience).
+    stopped = bool(history) and history[-1].get("stopped", len(history) - best["epoch"] >= config.patience)
     improved_once = best_state is not None
     for epoch in range(len(history) + 1, config.epochs + 1):
         if stopped:
@@ -213,25 +215,31 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
         total = train_epoch(network, optimiser, scaler, data, [train_rows[b] for b in mine], weights_tensor,
                             config, crop_rng, run_on, f"epoch {epoch}/{config.epochs}", rank == 0)
         if world > 1:
+            total = total.to(run_on)
             dist.all_reduce(total)
-        improved = False
+            total = total.cpu()
+        improved, failure = False, None
         if rank == 0:
-            scores = evaluate(model, data, val_rows, weights, config.labels, run_on)
-            improved, stopped = stop_decision(epoch, scores["loss"], best, config.patience)
-        improved, stopped = agree([improved, stopped], world)
+            try:  # a failure here must reach the other ranks, or they would wait for rank 0 forever
+                scores = evaluate(model, data, val_rows, weights, config.labels, run_on)
+                improved, stopped = stop_decision(epoch, scores["loss"], best, config.patience)
+                record = {"epoch": epoch, "train_loss": float(total[0] / total[1]),
+                          **{f"val_{k}": v for k, v in scores.items()}, "seconds": time.time() - started,
+                          "stopped": stopped}
+                history.append(record)
+                log(describe(record, config.labels) + ("  *" if improved else ""))
+                if improved:
+                    best, best_state = {**scores, "epoch": epoch}, copy.deepcopy(model.state_dict())
+                save_state(state_dir, config, data, model, optimiser, scaler, order_rng, crop_rng,
+                           history, best, best_state)
+            except Exception as error:
+                failure = error
+        improved, stopped, failed = agree([improved, stopped, failure is not None], world, run_on)
+        if failed:
+            raise failure if failure is not None else RuntimeError("rank 0 failed validating or saving")
         improved_once |= improved
-        if rank == 0:
-            record = {"epoch": epoch, "train_loss": float(total[0] / total[1]),
-                      **{f"val_{k}": v for k, v in scores.items()}, "seconds": time.time() - started,
-                      "stopped": stopped}
-            history.append(record)
-            log(describe(record, config.labels) + ("  *" if improved else ""))
-            if improved:
-                best, best_state = {**scores, "epoch": epoch}, copy.deepcopy(model.state_dict())
-            save_state(state_dir, config, data, model, optimiser, scaler, order_rng, crop_rng,
-                       history, best, best_state)
-            if stopped:
-                log(f"no lower validation loss for {config.patience} epochs: stopping")
+        if stopped:
+            log(f"no lower validation loss for {config.patience} epochs: stopping")
     if not improved_once:
         raise ValueError("the validation loss was never a finite number: training diverged "
                          "(lower lr, or look for broken records)")
@@ -258,7 +266,7 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
         shutil.rmtree(state_dir, ignore_errors=True)
     if world > 1:
         dist.barrier()
-    return summary
+    return summary if rank == 0 else None
 
 
 def save_state(state_dir: Path, config: Config, data: TrainingSet, model: nn.Module, optimiser, scaler,

@@ -52,8 +52,9 @@ CONFIGURATIONS = {
 }
 
 
-def compute(work: Path, folds: int, epochs: int) -> None:
-    """Cross-validate every configuration on the development rows; predict the test rows and fixtures."""
+def compute(work: Path, folds: int, epochs: int) -> int:
+    """Cross-validate every configuration on the development rows; predict the test rows and fixtures.
+    Returns this process's rank (under torchrun, rank 0 alone predicts and writes)."""
     processes = start_processes()
     for name, overrides in CONFIGURATIONS.items():
         saved = work / name / "predictions.npz"
@@ -64,6 +65,8 @@ def compute(work: Path, folds: int, epochs: int) -> None:
         development, test = split(data.labels, config)
         oof = cross_validate(data, config, folds, work / name, processes, resume=True, source=str(PTBXL),
                              rows=development, label=f"{name}: ")
+        if processes[0] != 0:  # under torchrun, rank 0 alone predicts and writes
+            continue
         fixtures = load_training_set(FIXTURES, config, classes=data.classes)
         unseen = np.array([i for i, n in enumerate(fixtures.names) if n not in set(data.names)])
         test_probabilities, fixture_probabilities = [], []
@@ -78,6 +81,7 @@ def compute(work: Path, folds: int, epochs: int) -> None:
                  fold_of=oof.fold_of, test_rows=test, test_probabilities=np.stack(test_probabilities),
                  fixture_names=np.array(fixtures.names)[unseen], fixture_probabilities=np.stack(fixture_probabilities),
                  model_dirs=np.array([str(d) for d in oof.model_dirs]))
+    return processes[0]
 
 
 METRICS = ("challenge_metric", "auroc", "f_beta", "g_beta")
@@ -281,7 +285,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--model-dir", type=Path, default=ROOT / "model", help="where to save the chosen recipe")
     args = parser.parse_args(argv)
-    compute(args.work_dir, args.folds, args.epochs)
+    if compute(args.work_dir, args.folds, args.epochs) != 0:
+        return
     rows, context = recipe_rows(args.work_dir)
     best, chosen = build_shipped_model(args.work_dir, rows, context, args.model_dir)
     docs = ROOT / "docs"

@@ -58,7 +58,10 @@ def main(argv=None):
         policy_config = replace(config, records_without_class=policy)
         oof = cross_validate(data, policy_config, args.folds, args.work_dir / policy, processes, resume=True,
                              source=str(PTBXL), rows=with_class, label=f"{policy}: ", train_only=train_only)
-        results[policy] = report(data, oof, policy_config)
+        if processes[0] == 0:  # under torchrun, rank 0 alone has the out-of-fold predictions
+            results[policy] = report(data, oof, policy_config)
+    if processes[0] != 0:
+        return
     (args.work_dir / "cpsc_unlabelled.json").write_text(json.dumps(
         {"folds": args.folds, "epochs": args.epochs, "config": config.to_json(), "results": results}, indent=2))
     page = [f"# CPSC scheme: records without a class, negatives or skipped?\n",

@@ -59,7 +59,6 @@ def test_affinity_caps_the_count(tmp_path, monkeypatch):
 @pytest.mark.parametrize("share", [1, 2])
 def test_training_shares_the_available_cores_between_processes(monkeypatch, share):
     import torch
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(cpus, "available_cpus", lambda: 4)
     before = torch.get_num_threads()
     try:
@@ -68,14 +67,13 @@ def test_training_shares_the_available_cores_between_processes(monkeypatch, shar
         torch.set_num_threads(before)
 
 
-def test_a_thread_count_set_by_the_user_stands(monkeypatch):
-    import torch
+def test_a_thread_count_set_by_the_user_stands_for_classifying_not_for_training(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    before = torch.get_num_threads()
-    try:
-        assert cpus.use_threads(1) == 3 and torch.get_num_threads() == 3
-    finally:
-        torch.set_num_threads(before)
+    monkeypatch.setattr(cpus, "available_cpus", lambda: 4)
+    assert cpus.inference_threads() == 3
+    assert cpus.training_threads() == 4       # torchrun sets OMP_NUM_THREADS=1 in its processes
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert cpus.inference_threads() == cpus.INFERENCE_THREADS == 1
 
 
 def test_the_driver_classifies_on_one_thread():

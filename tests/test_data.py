@@ -111,3 +111,10 @@ def test_loss_mask_for_unknown_sources_and_ventricular_ectopics():
                                          [0, 0, 0],      # Georgia labels no sinus rhythm or AF here; PVC undetermined
                                          [0, 0, 1]])
     np.testing.assert_array_equal(loss_mask(names, dx, labels, classes, "cpsc")[:2], np.ones((2, 3)))
+
+
+@pytest.mark.shared_data
+def test_skipping_records_without_a_class_of_the_model_in_the_official_scheme():
+    data = load_training_set(FIXTURES / "cinc_snomed", Config(min_positives=1, records_without_class="skip"))
+    assert set(data.skipped) == {"Q0004", "S0008"}   # only unscored codes: 164861001, 428750005; 164865005
+    assert len(data.names) == 10 and data.labels.any(axis=1).all()

@@ -99,5 +99,5 @@ def test_mixed_folder_of_text_and_code_labels(tmp_path):
     assert got["Q0004"] == set() and not data.skipped   # kept as a negative for every class
     skipping = load_training_set(tmp_path, Config(labels="cpsc"))  # the cpsc scheme's default
     assert set(skipping.skipped) == {"HR00001", "Q0004"}
-    assert "names a cpsc class" in skipping.skipped["Q0004"]
+    assert "names a class of the model" in skipping.skipped["Q0004"]
     assert Config().records_without_class == "negative"  # the snomed scheme keeps them, as it always did

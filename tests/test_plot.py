@@ -93,8 +93,8 @@ def test_png_has_at_least_4_pixels_a_millimetre(tmp_path, model):
         assert width / (width_in * 25.4) >= 4
 
 
-def test_missing_leads_and_an_odd_rate_still_draw(tmp_path, model):
-    fs, n = 257, 257 * 12
+def test_missing_leads_an_odd_rate_and_a_short_record_still_draw(tmp_path, model):
+    fs, n = 257, 257 * 6  # 6 s, as the shortest challenge records
     t = np.arange(n) / fs
     leads = ("I", "II", "V1", "V2", "V5", "V6")
     data = (800 * np.sin(2 * np.pi * 1.1 * t) ** 21 * np.ones((len(leads), 1))).astype(np.int16)
@@ -104,6 +104,9 @@ def test_missing_leads_and_an_odd_rate_still_draw(tmp_path, model):
     figure = plot.record_figure(tmp_path / "odd.hea", model)
     traces = {line.get_gid(): line for axis in figure.axes for line in axis.get_lines()}
     assert not traces["trace-aVF"].get_ydata().any() and traces["trace-II"].get_ydata().any()
+    (shading,) = [image for axis in figure.axes for image in axis.get_images()]
+    assert shading.get_extent()[:2] == pytest.approx([0, 6], abs=0.02)     # aligned with the 6 s of trace
+    assert traces["trace-II-rhythm"].get_xdata()[-1] < 6
     plot.save(figure, tmp_path / "odd.png")
     assert (tmp_path / "odd.png").stat().st_size > 10_000
 

@@ -150,41 +150,63 @@ def test_cpsc_models_report_their_own_scores_each_epoch(tmp_path, capsys):
     assert "G-beta" in line and "F-beta" in line and "challenge" not in line and "nan" not in line
 
 
-def agreeing_rank(rank, port, out, cache):
+def agreeing_rank(rank, port, out, cache, failing):
     """One of two gloo processes whose validation losses disagree: rank 0's would stop after epoch 3,
-    rank 1's keep falling."""
+    rank 1's keep falling. With ``failing``, rank 0's validation raises in epoch 2."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2", CINC2020_CACHE=str(cache))
     import torch.distributed as dist
     from cinc2020 import train as rank_train
     evaluations, epochs = [], []
     losses = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0] if rank == 0 else [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]
-    rank_train.evaluate = scripted_evaluation(losses, evaluations)
+    scripted = scripted_evaluation(losses, evaluations)
+
+    def evaluate(*args):
+        if failing and len(evaluations) == 1:
+            raise OSError("disk full")
+        return scripted(*args)
+
+    rank_train.evaluate = evaluate
     real_epoch = rank_train.train_epoch
     rank_train.train_epoch = lambda *args, **kwargs: epochs.append(1) or real_epoch(*args, **kwargs)
     config = Config(model="crnn", epochs=6, patience=2, min_positives=1, batch_size=2)
     processes = rank_train.start_processes()
     data = rank_train.load_data(FIXTURES / "cinc_snomed", config)
     rows = np.arange(len(data.names))
-    summary = rank_train.fit(data, rows[:8], rows[8:], config, out / "model", processes)
+    try:
+        summary = rank_train.fit(data, rows[:8], rows[8:], config, out / "model", processes)
+        outcome = {"history": None if summary is None else len(summary["history"])}
+    except Exception as error:
+        outcome = {"error": f"{type(error).__name__}: {error}"}
     (out / f"rank{rank}.json").write_text(json.dumps({"epochs": len(epochs), "evaluations": len(evaluations),
-                                                      "history": len(summary["history"])}))
+                                                      **outcome}))
     dist.destroy_process_group()
 
 
-def test_ranks_stop_together_on_rank_zeros_decision(tmp_path):
+def run_two_ranks(tmp_path, failing):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    context = torch.multiprocessing.start_processes(agreeing_rank, args=(port, tmp_path, os.environ["CINC2020_CACHE"]),
-                                                    nprocs=2, join=False, start_method="spawn")
+    context = torch.multiprocessing.start_processes(
+        agreeing_rank, args=(port, tmp_path, os.environ["CINC2020_CACHE"], failing), nprocs=2, join=False,
+        start_method="spawn")
     deadline = time.time() + 240
     while not context.join(timeout=5):
         if time.time() > deadline:
             for process in context.processes:
                 process.kill()
             pytest.fail("the two processes did not finish: one waits for the other (a hang)")
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def test_ranks_stop_together_on_rank_zeros_decision(tmp_path):
+    ranks = run_two_ranks(tmp_path, failing=False)
     assert ranks[0] == {"epochs": 3, "evaluations": 3, "history": 3}   # best epoch 1, patience 2
-    assert ranks[1] == {"epochs": 3, "evaluations": 0, "history": 0}   # rank 1 only follows
+    assert ranks[1] == {"epochs": 3, "evaluations": 0, "history": None}   # rank 1 only follows
     assert len(json.loads((tmp_path / "model" / "model.json").read_text())["history"]) == 3
+
+
+def test_a_failure_on_rank_zero_stops_every_rank(tmp_path):
+    ranks = run_two_ranks(tmp_path, failing=True)
+    assert ranks[0] == {"epochs": 2, "evaluations": 1, "error": "OSError: disk full"}
+    assert ranks[1] == {"epochs": 2, "evaluations": 0, "error": "RuntimeError: rank 0 failed validating or saving"}
