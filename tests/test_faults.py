@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from conftest import FIXTURES, ROOT, run_script
+from conftest import FIXTURES, ROOT, SAMPLES, run_script
 
 LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
-SOURCE = FIXTURES / "cinc_snomed" / "A0002"
+SOURCE = SAMPLES / "A0002"  # a real CPSC record the repository carries
 CLASSIFIED = ["good", "unknown_leads", "one_lead", "fifteen_leads", "few_samples", "nan_inf", "flat_line",
               "thirty_minutes"]
 FAILED = ["no_standard_lead", "zero_samples", "fs_zero", "fs_missing", "lead_count_differs", "no_val",

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from conftest import DATA, FIXTURES
+from conftest import DATA, FIXTURES, SAMPLES
 from cinc2020.records import (STANDARD_LEADS, RecordError, parse_header, read_record, resample,
                               standard_leads)
 
@@ -65,7 +65,7 @@ def test_comment_variants():
 
 
 def test_leads_mapped_by_name_in_any_order():
-    data, lines = read_record(SNOMED / "A0002.hea")
+    data, lines = read_record(SAMPLES / "A0002.hea")
     header = parse_header(lines)
     reference = standard_leads(data, header)
     order = np.random.default_rng(0).permutation(12)
@@ -122,7 +122,7 @@ def test_bad_signal_files(tmp_path):
     savemat(tmp_path / "R.mat", {"signal": np.zeros((12, 10))}, format="4")
     with pytest.raises(RecordError, match="no 'val'"):
         read_record(tmp_path / "R.hea")
-    good = (SNOMED / "A0002.mat").read_bytes()
+    good = (SAMPLES / "A0002.mat").read_bytes()
     (tmp_path / "R.mat").write_bytes(good[: len(good) // 2])
     with pytest.raises(RecordError):
         read_record(tmp_path / "R.hea")
