@@ -38,13 +38,13 @@ def write_record(folder: Path, name: str, fs: int, seconds: float, rng) -> None:
     (folder / f"{name}.hea").write_text("\n".join(lines + ["#Age: 50", "#Sex: Male", "#Dx: 426783006"]) + "\n")
 
 
-def time_driver(model: str, records: Path, count: int) -> tuple[float, float, float]:
+def time_driver(model: str, records: Path, count: int, env: dict | None = None) -> tuple[float, float, float]:
     """Records per second of one whole driver.py run (start-up included), records per second once the
     model is loaded (the driver's own figure), and peak resident memory (MiB)."""
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         run = subprocess.run([sys.executable, str(ROOT / "driver.py"), model, str(records), out],
-                             check=True, capture_output=True, text=True)
+                             check=True, capture_output=True, text=True, env=env)
         seconds = time.perf_counter() - started
     steady = float(run.stdout.strip().splitlines()[-1].split(", ")[1].split()[0])
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

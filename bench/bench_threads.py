@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 SHARED = Path(os.environ.get("CINC2020_SHARED", ROOT.parent / "shared"))
 
 LOAD = """
@@ -55,6 +56,8 @@ fit(data, rows, rows[:20], config, sys.argv[3], (0, 1, __import__("torch").devic
 print(time.perf_counter() - started)
 """
 
+from bench_entry import time_driver  # noqa: E402
+
 POLICIES = {  # name: environment
     "entry (passive waits; driver 1 thread, training all cores)": {},
     f"passive waits, {os.cpu_count()} threads for the driver": {"OMP_NUM_THREADS": str(os.cpu_count())},
@@ -66,13 +69,6 @@ POLICIES = {  # name: environment
 def environment(changes: dict) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
     return {**env, **changes}
-
-
-def driver_speed(records: Path, changes: dict) -> float:
-    with tempfile.TemporaryDirectory() as out:
-        run = subprocess.run([sys.executable, str(ROOT / "driver.py"), str(ROOT / "model"), str(records), out],
-                             check=True, capture_output=True, text=True, env=environment(changes))
-    return float(run.stdout.strip().splitlines()[-1].split(", ")[1].split()[0])
 
 
 def epoch_seconds(records: int, changes: dict) -> float:
@@ -131,7 +127,8 @@ def main():
                 load = subprocess.Popen([sys.executable, "-c", LOAD], env=environment({})) if loaded else None
                 try:
                     time.sleep(2 if loaded else 0)
-                    figures[("driver", loaded)] = driver_speed(Path(folder), changes)
+                    figures[("driver", loaded)] = time_driver(str(ROOT / "model"), Path(folder), len(ptbxl),
+                                                              environment(changes))[1]
                     if not args.skip_training:
                         figures[("epoch", loaded)] = epoch_seconds(args.train_records, changes)
                 finally:

@@ -59,9 +59,14 @@ def cgroup_cpu_limit(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) 
     return min(limits) if limits else None
 
 
+def affinity_cpus() -> int:
+    """Cores the affinity mask allows (the machine's, where the system has no mask)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def available_cpus(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) -> int:
     """Cores this process may compute on: the affinity mask, capped by the cgroup quota (at least 1)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = affinity_cpus()
     limit = cgroup_cpu_limit(proc_cgroup, root)
     if limit is not None:
         cores = min(cores, math.ceil(limit - 1e-9))  # a fraction of a core still needs a thread
@@ -94,8 +99,7 @@ def use_threads(threads: int) -> int:
 
 def describe() -> str:
     """What this process computes on, for a run's log: threads, cores available and why, OpenMP waits."""
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     quota = cgroup_cpu_limit()
-    return (f"{torch.get_num_threads()} thread(s); {available_cpus()} core(s) available (affinity {affinity}, "
-            f"cgroup quota {'none' if quota is None else f'{quota:g}'}); "
+    return (f"{torch.get_num_threads()} thread(s); {available_cpus()} core(s) available "
+            f"(affinity {affinity_cpus()}, cgroup quota {'none' if quota is None else f'{quota:g}'}); "
             f"OpenMP waits {os.environ.get('OMP_WAIT_POLICY', 'default').lower()}")

@@ -40,6 +40,11 @@ def prepare(data: np.ndarray, header_lines: list[str] | str, config: Config) -> 
     return np.ascontiguousarray(signal, dtype=np.float32)
 
 
+def preprocessing(config: Config) -> tuple[float, str]:
+    """What ``prepare`` depends on in a configuration: configurations alike here give the same input."""
+    return config.fs, config.normalisation
+
+
 def find_records(directory: str | Path) -> list[Path]:
     """Header files in ``directory`` (sorted), whether or not their signal file is readable."""
     directory = Path(directory)
@@ -91,9 +96,11 @@ class SignalStore:
         return len(self.lengths)
 
     def __getitem__(self, i: int) -> np.ndarray:
-        n = int(self.lengths[i])
-        data = os.pread(self.file.fileno(), 4 * N_LEADS * n, 4 * N_LEADS * int(self.offsets[i]))
-        return np.frombuffer(data, dtype=np.float32).reshape(N_LEADS, n).copy()
+        signal = np.empty((N_LEADS, int(self.lengths[i])), dtype=np.float32)
+        offset = 4 * N_LEADS * int(self.offsets[i])
+        if os.preadv(self.file.fileno(), [signal], offset) != signal.nbytes:  # read straight into the array
+            raise OSError(f"{self.file.name}: the cache ends inside record {i}")
+        return signal
 
     def subset(self, rows) -> "SignalStore":
         return SignalStore(self.file, self.offsets[rows], self.lengths[rows])
@@ -119,7 +126,7 @@ def cached_records(directory: str | Path, config: Config) -> tuple[SignalStore, 
     root = cache_root()
     source = Path(directory).resolve()
     # One cache per folder and preprocessing setting (the architectures normalise differently).
-    setting = json.dumps([str(source), config.fs, config.normalisation])
+    setting = json.dumps([str(source), *preprocessing(config)])
     prefix = f"{source.name}-{hashlib.sha256(setting.encode()).hexdigest()[:8]}-"
     folder = root / (prefix + key)
     if not (folder / "index.json").exists():

@@ -14,7 +14,7 @@ from torch import nn
 from . import checkpoint
 from .checkpoint import ModelFileError
 from .config import Config
-from .data import collate, prepare
+from .data import collate, prepare, preprocessing
 from .ensemble import combine
 from .labels import CPSC_CLASSES, answering_classes
 from .models import build_model
@@ -41,15 +41,19 @@ class LoadedModel:
     device: torch.device
     failures: list[tuple[str, str]] = field(default_factory=list)  # (record, reason) it answered with zeros
 
+    def preparations(self, data: np.ndarray, header_lines: list[str]) -> dict[tuple, np.ndarray]:
+        """The record prepared once for each preprocessing its members use (``data.preprocessing``)."""
+        prepared: dict[tuple, np.ndarray] = {}
+        for config in self.configs:
+            if preprocessing(config) not in prepared:
+                prepared[preprocessing(config)] = prepare(data, header_lines, config)
+        return prepared
+
     def probabilities(self, data: np.ndarray, header_lines: list[str]) -> np.ndarray:
         """The model's class probabilities for one record, from every member network."""
-        prepared: dict[tuple, np.ndarray] = {}  # members preprocessing alike share one preparation
-        outputs = []
-        for network, config in zip(self.networks, self.configs):
-            key = (config.fs, config.normalisation)
-            if key not in prepared:
-                prepared[key] = prepare(data, header_lines, config)
-            outputs.append(predict_probabilities(network, [prepared[key]], self.device)[0])
+        prepared = self.preparations(data, header_lines)
+        outputs = [predict_probabilities(network, [prepared[preprocessing(config)]], self.device)[0]
+                   for network, config in zip(self.networks, self.configs)]
         return combine(np.stack(outputs)[:, None, :], [c.model for c in self.configs],
                        self.stacker, self.stacker_inputs)[0]
 

@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.signal import butter, find_peaks, sosfiltfilt  # noqa: E402
 
-from .data import prepare  # noqa: E402
+from .data import preprocessing  # noqa: E402
 from .inference import LoadedModel, decide, load_model  # noqa: E402
 from .labels import representative  # noqa: E402
 from .records import STANDARD_LEADS, RecordError, parse_header, read_record, standard_leads  # noqa: E402
@@ -73,16 +73,13 @@ def reading(model: LoadedModel, data: np.ndarray, header_lines: list[str],
     The saliency is |gradient x input| of the top classes' summed combined probability,
     summed over leads, at the first member's sampling rate, scaled to a peak of 1.
     """
-    inputs: dict[tuple, torch.Tensor] = {}
+    inputs = {key: torch.tensor(signal[None], device=model.device, requires_grad=True)
+              for key, signal in model.preparations(data, header_lines).items()}
     member_probabilities = []
     with torch.backends.cudnn.flags(enabled=False):  # cuDNN's GRU has no backward in eval mode
         for network, config in zip(model.networks, model.configs):
-            key = (config.fs, config.normalisation)
-            if key not in inputs:
-                inputs[key] = torch.tensor(prepare(data, header_lines, config)[None], device=model.device,
-                                           requires_grad=True)
             network.eval()
-            x = inputs[key]
+            x = inputs[preprocessing(config)]
             member_probabilities.append(torch.sigmoid(network(x, torch.tensor([x.shape[-1]]))[0]))
         combined = combine_differentiably(model, torch.stack(member_probabilities))
         probabilities = combined.detach().double().cpu().numpy()
@@ -90,8 +87,7 @@ def reading(model: LoadedModel, data: np.ndarray, header_lines: list[str],
         chosen = sorted(predicted, key=lambda j: -probabilities[j])[:top]
         combined[chosen].sum().backward()
     fs = model.configs[0].fs
-    key = (fs, model.configs[0].normalisation)
-    length = inputs[key].shape[-1]
+    length = inputs[preprocessing(model.configs[0])].shape[-1]
     saliency = np.zeros(length)
     for (rate, _), x in inputs.items():
         contribution = (x.grad * x).abs().sum(dim=1)[0].detach().cpu().numpy()
