@@ -20,17 +20,25 @@ class Config:
     hop_s: float = 1.5
     normalisation: str = "std"   # "std": per lead, remove the mean and divide by the SD; "mean": only remove the mean
     # Architecture.
-    conv_channels: tuple[int, ...] = (16, 32, 32, 48, 48)  # one entry per block of three convolutions
+    block: str = "plain"         # "plain": three convolutions a stage; "se_residual": residual with squeeze-excitation
+    conv_channels: tuple[int, ...] = (16, 32, 32, 48, 48)  # one entry per stage of three convolutions
     first_kernel_size: int = 7   # the convolution that reads the leads sees a little more context
     kernel_size: int = 5         # every other convolution
     features_per_window: int = 12
     gru_units: int = 128
     dropout: float = 0.2
+    demographics: bool = False   # age and sex join what the dense layer reads
     # Training.
     batch_size: int = 20
-    lr: float = 1e-3
+    lr: float = 1e-3             # the peak learning rate
+    # "constant", or "cosine": a linear warm-up over the first warmup_epochs, then a cosine decay to
+    # zero at the last of ``epochs``: the schedule's length is the number of epochs.
+    schedule: str = "constant"
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.0    # decoupled (as AdamW), on every parameter
+    gradient_clip: float | None = None  # largest gradient norm, or None
     epochs: int = 60
-    patience: int = 8            # stop after this many epochs without a lower validation loss
+    patience: int = 8            # a guard: stop after this many epochs without a lower validation loss
     val_fraction: float = 0.2
     min_positives: int = 5       # a class needs this many labelled training records to be learned
     # A record whose codes name none of the model's classes (sinus rhythm with left axis deviation,
@@ -42,6 +50,15 @@ class Config:
     # ratio (over 300 for the rarest classes here) swamps the gradient with a few records.
     class_weights: bool = False
     train_crop_s: float = 60.0   # longer training records are cropped at random to this length
+    # Augmentation of training records (cinc2020/augment.py); 0 turns a part off.
+    augment: bool = False
+    scale_sd: float = 0.1        # amplitude: each lead times exp(N(0, scale_sd))
+    noise_sd: float = 0.02       # white noise, in units of the lead's SD
+    wander_mv: float = 0.1       # baseline wander: amplitude of a slow sinusoid (0.05-0.5 Hz), in mV
+    shift_s: float = 0.5         # the record starts up to this much later (zeros before it)
+    lead_dropout: float = 0.3    # chance that a record keeps only one of the 2021 lead sets or a random subset
+    # Preprocessing: a zero-phase Butterworth band-pass (low, high Hz; high is capped below fs/2), or None.
+    bandpass_hz: tuple[float, float] | None = None
     seed: int = 0
 
     def __post_init__(self):
@@ -58,8 +75,9 @@ class Config:
         if unknown:
             raise ValueError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
         values = dict(data)
-        if "conv_channels" in values:
-            values["conv_channels"] = tuple(values["conv_channels"])
+        for key in ("conv_channels", "bandpass_hz"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
         return cls(**values)
 
     def dumps(self) -> str:
@@ -105,4 +123,5 @@ def config_from_environment(**overrides) -> Config:
 # What each architecture does unless told otherwise: its source design's normalisation, and class
 # weights where they won the cross-validated comparison (docs/results.md).
 DESIGN_DEFAULTS = {"crnn": {"normalisation": "std", "class_weights": False},
-                   "cnn_attention": {"normalisation": "mean", "class_weights": True}}
+                   "cnn_attention": {"normalisation": "mean", "class_weights": True},
+                   "se_resnet": {"normalisation": "mean", "class_weights": True, "block": "se_residual"}}

@@ -31,6 +31,7 @@ from . import checkpoint
 from .config import Config, config_from_environment
 from .data import TrainingSet, stratified_folds
 from .inference import decide, load_model, predict_probabilities
+from .models import ARCHITECTURES
 from .scoring import score_predictions
 from .thresholds import cross_validated_outputs
 from .train import fit, load_data, resume_mismatch, split, start_processes
@@ -47,10 +48,12 @@ class OutOfFold:
 def cross_validate(data: TrainingSet, config: Config, folds: int, out_dir: str | Path,
                    processes: tuple[int, int, torch.device], resume: bool = False, source: str = "",
                    rows: np.ndarray | None = None, label: str = "",
-                   train_only: np.ndarray | None = None) -> OutOfFold | None:
+                   train_only: np.ndarray | None = None, fold_seed: int | None = None) -> OutOfFold | None:
     """Train one model per fold of ``rows`` (default: every record) in ``out_dir/fold<k>``.
 
     ``train_only`` rows join every fold's training records and are never predicted.
+    ``fold_seed`` (default ``config.seed``) draws the folds and each fold's validation
+    part, so that runs with other training seeds can share one fold assignment.
     ``label`` prefixes the progress lines (say, which architecture of several).
     Rank 0 predicts the held-out folds and returns them; other processes return None.
     """
@@ -59,17 +62,18 @@ def cross_validate(data: TrainingSet, config: Config, folds: int, out_dir: str |
     if not 1 <= folds <= len(rows):
         raise ValueError(f"--folds must be between 1 and the number of records ({len(rows)}), not {folds}")
     rank = processes[0]
+    fold_seed = config.seed if fold_seed is None else fold_seed
     if folds == 1:
         pool = np.concatenate([rows, extra])
-        inner_train, inner_val = split(data.labels[pool], config)
+        inner_train, inner_val = split(data.labels[pool], config, fold_seed)
         fold_of = np.where(np.isin(rows, pool[inner_val]), 0, -1)
         plan = [(pool[inner_train], pool[inner_val], np.flatnonzero(fold_of == 0))]
     else:
-        fold_of = stratified_folds(data.labels[rows], [1.0] * folds, config.seed)
+        fold_of = stratified_folds(data.labels[rows], [1.0] * folds, fold_seed)
         plan = []
         for fold in range(folds):
             pool = np.concatenate([rows[fold_of != fold], extra])
-            inner_train, inner_val = split(data.labels[pool], config)
+            inner_train, inner_val = split(data.labels[pool], config, fold_seed)
             plan.append((pool[inner_train], pool[inner_val], np.flatnonzero(fold_of == fold)))
     probabilities = np.full((len(rows), len(data.classes)), np.nan)
     model_dirs = []
@@ -83,12 +87,14 @@ def cross_validate(data: TrainingSet, config: Config, folds: int, out_dir: str |
                 raise resume_mismatch(fold_dir)
         else:
             fit(data, train_rows, val_rows, config, fold_dir, processes, resume,
-                f"{source} (cross-validation fold {fold + 1} of {folds})")
+                f"{source} (cross-validation fold {fold + 1} of {folds})",
+                seed=(fold, list(ARCHITECTURES).index(config.model)))  # each fold and architecture its own
         model_dirs.append(fold_dir)
         if rank == 0:
             model = load_model(fold_dir)
-            probabilities[held_out] = predict_probabilities(model.networks[0], data.signals.subset(rows[held_out]),
-                                                            model.device)
+            probabilities[held_out] = predict_probabilities(
+                model.networks[0], config, data.signals.subset(rows[held_out]), data.demographics[rows[held_out]],
+                model.device)
     if rank != 0:
         return None
     predicted = fold_of >= 0
@@ -101,7 +107,7 @@ def report(data: TrainingSet, oof: OutOfFold, config: Config) -> dict:
     result = {"records": len(oof.rows), "folds": int(oof.fold_of.max()) + 1,
               "positives_per_class": dict(zip(data.classes, data.labels[oof.rows].sum(axis=0).astype(int).tolist()))}
     at_half = decide(oof.probabilities, np.full(len(data.classes), 0.5))
-    tuned = cross_validated_outputs(oof.probabilities, dx, data.classes, config.labels, oof.fold_of) \
+    tuned = cross_validated_outputs(oof.probabilities, dx, data.classes, config.labels, oof.fold_of)[0] \
         if result["folds"] > 1 else None
     for name, outputs in (("thresholds_0.5", at_half), ("tuned_thresholds", tuned)):
         if outputs is None:

@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -22,27 +23,67 @@ from tqdm import tqdm
 from .config import Config
 from .cpus import available_cpus
 from .labels import CPSC_CLASSES, source_of, to_scheme, undetermined_classes
-from .models import N_LEADS
+from .models import N_DEMOGRAPHICS, N_LEADS
 from .records import RecordError, parse_header, read_record, resample, standard_leads
 from .scoring import load_weights
 
 
-def prepare(data: np.ndarray, header_lines: list[str] | str, config: Config) -> np.ndarray:
-    """The model's input for one record: 12 leads, normalised, at ``config.fs`` (float32)."""
+def clean(data: np.ndarray, header_lines: list[str] | str, config: Config) -> np.ndarray:
+    """One record in millivolts on the 12 leads at ``config.fs``, centred and band-passed (float32).
+
+    Limb leads the record lacks are derived from any two it has (``records.derive_limb_leads``).
+    Every step is linear, so limb leads derived here or after augmentation agree. This is what
+    the cache keeps; ``normalise`` turns it into the model's input.
+    """
     header = parse_header(header_lines)
     signal = standard_leads(data, header)
     # Centre before resampling: the filter would otherwise ring at the edges against a DC offset.
     signal = resample(signal - signal.mean(axis=1, keepdims=True), header.fs, config.fs)
+    if config.bandpass_hz is not None:
+        signal = bandpass(signal, config.fs, *config.bandpass_hz)
     signal = signal - signal.mean(axis=1, keepdims=True)
-    if config.normalisation == "std":
-        spread = signal.std(axis=1, keepdims=True)
-        signal = signal / np.where(spread > 1e-6, spread, 1.0)  # a flat or missing lead stays zero
     return np.ascontiguousarray(signal, dtype=np.float32)
 
 
-def preprocessing(config: Config) -> tuple[float, str]:
-    """What ``prepare`` depends on in a configuration: configurations alike here give the same input."""
-    return config.fs, config.normalisation
+def bandpass(signal: np.ndarray, fs: float, low_hz: float, high_hz: float) -> np.ndarray:
+    """Zero-phase 2nd-order Butterworth band-pass; the upper edge is kept below 0.9 fs/2 (none above it)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    high_hz = min(high_hz, 0.45 * fs)
+    if signal.shape[1] <= 15:  # too short for the filter's edge padding: unfiltered
+        return signal
+    sos = butter(2, [low_hz, high_hz], btype="bandpass", fs=fs, output="sos")
+    return sosfiltfilt(sos, signal, axis=1, padlen=min(signal.shape[1] - 1, 3 * int(fs / low_hz)))
+
+
+def normalise(signal: np.ndarray, how: str) -> np.ndarray:
+    """The model's input from a clean signal: per lead, the mean removed and (``how = "std"``)
+    divided by the SD (a flat or missing lead stays zero)."""
+    signal = signal - signal.mean(axis=1, keepdims=True)
+    if how == "std":
+        spread = signal.std(axis=1, keepdims=True)
+        signal = signal / np.where(spread > 1e-6, spread, 1.0)
+    return np.ascontiguousarray(signal, dtype=np.float32)
+
+
+def prepare(data: np.ndarray, header_lines: list[str] | str, config: Config) -> np.ndarray:
+    """The model's input for one record: 12 leads, normalised, at ``config.fs`` (float32)."""
+    return normalise(clean(data, header_lines, config), config.normalisation)
+
+
+def preprocessing(config: Config) -> tuple:
+    """What ``clean`` depends on in a configuration: configurations alike here share a cache and,
+    in an ensemble, one cleaning of each record."""
+    return config.fs, config.bandpass_hz
+
+
+def demographic_inputs(age: float, sex: str) -> np.ndarray:
+    """Age and sex as the networks read them (``models.N_DEMOGRAPHICS``): age / 100 and whether it
+    is known (PTB-XL writes 300 for the over-89s: taken as 90), male, female (neither: unknown)."""
+    known = math.isfinite(age) and age >= 0
+    sex = sex.strip().lower()
+    return np.array([min(age, 90.0) / 100 if known else 0.0, float(known),
+                     float(sex in ("male", "m")), float(sex in ("female", "f"))], dtype=np.float32)
 
 
 def find_records(directory: str | Path) -> list[Path]:
@@ -70,7 +111,7 @@ def model_classes(dx_lists: list[list[str]], config: Config) -> list[str]:
     return [c for c in scored if counts[c] >= config.min_positives]
 
 
-PREPROCESSING_VERSION = 2  # change whenever prepare() would give other numbers for the same record
+PREPROCESSING_VERSION = 3  # change whenever clean() would give other numbers for the same record
 
 
 def cache_root() -> Path:
@@ -106,15 +147,16 @@ class SignalStore:
         return SignalStore(self.file, self.offsets[rows], self.lengths[rows])
 
 
-def cached_records(directory: str | Path, config: Config) -> tuple[SignalStore, list[str], list[list[str]], dict[str, str]]:
+def cached_records(directory: str | Path, config: Config) -> tuple[SignalStore, list[str], list[list[str]],
+                                                              np.ndarray, dict[str, str]]:
     """Every readable record of ``directory`` preprocessed once into the cache.
 
     The cache is keyed on the record files (names, sizes, modification times) and
     on everything that changes preprocessing, and is rebuilt when either changes;
     it is built in a temporary folder and renamed, so a killed build leaves none.
     Runs at once on one folder take turns through a file lock: the first builds,
-    the others reuse its cache. Returns the signals, names, #Dx entries and the
-    unreadable records' reasons.
+    the others reuse its cache. Returns the clean signals, names, #Dx entries,
+    demographic inputs and the unreadable records' reasons.
     """
     headers = find_records(directory)
     if not headers:
@@ -125,7 +167,7 @@ def cached_records(directory: str | Path, config: Config) -> tuple[SignalStore, 
     key = hashlib.sha256(json.dumps(fingerprint).encode()).hexdigest()[:16]
     root = cache_root()
     source = Path(directory).resolve()
-    # One cache per folder and preprocessing setting (the architectures normalise differently).
+    # One cache per folder and preprocessing setting.
     setting = json.dumps([str(source), *preprocessing(config)])
     prefix = f"{source.name}-{hashlib.sha256(setting.encode()).hexdigest()[:8]}-"
     folder = root / (prefix + key)
@@ -140,7 +182,8 @@ def cached_records(directory: str | Path, config: Config) -> tuple[SignalStore, 
         print(f"warning: skipping {reason_record}: {reason}", file=sys.stderr)
     store = SignalStore(signals, np.array(index["offsets"], dtype=np.int64),
                         np.array(index["lengths"], dtype=np.int64))
-    return store, index["names"], index["dx"], index["skipped"]
+    return store, index["names"], index["dx"], np.array(index["demographics"], dtype=np.float32).reshape(-1, N_DEMOGRAPHICS), \
+        index["skipped"]
 
 
 @contextlib.contextmanager
@@ -165,27 +208,29 @@ def _file_stamp(path: Path) -> list[int]:
         return [-1, -1]
 
 
-def _read_and_prepare(path: Path, config: Config) -> tuple[str, list[str], np.ndarray | None, str]:
-    """(name, #Dx entries, model input or None, reason it could not be read) of one record."""
+def _read_and_clean(path: Path, config: Config) -> tuple[str, list[str], list[float], np.ndarray | None, str]:
+    """(name, #Dx entries, demographic inputs, clean signal or None, reason it could not be read) of one record."""
     try:
         data, header_lines = read_record(path)
-        return path.stem, parse_header(header_lines).dx, prepare(data, header_lines, config), ""
+        header = parse_header(header_lines)
+        return (path.stem, header.dx, demographic_inputs(header.age, header.sex).tolist(),
+                clean(data, header_lines, config), "")
     except RecordError as error:
-        return path.stem, [], None, str(error)
+        return path.stem, [], [], None, str(error)
 
 
 def _build_cache(headers: list[Path], config: Config, root: Path, folder: Path, prefix: str) -> None:
     building = Path(tempfile.mkdtemp(dir=root, prefix=".building-"))
-    names, dx_lists, offsets, lengths, skipped = [], [], [], [], {}
+    names, dx_lists, demographics, offsets, lengths, skipped = [], [], [], [], [], {}
     position = 0
     workers = min(available_cpus(), len(headers))
     try:
         # Processes, each single-threaded (joblib limits its workers' torch and BLAS threads); results come
         # back in order, a few records ahead of the writer, so memory holds a handful of records at a time.
         prepared = joblib.Parallel(n_jobs=workers, return_as="generator", batch_size=8)(
-            joblib.delayed(_read_and_prepare)(path, config) for path in headers)
+            joblib.delayed(_read_and_clean)(path, config) for path in headers)
         with open(building / "signals.f32", "wb") as out:
-            for name, dx, signal, reason in tqdm(prepared, total=len(headers), desc=f"preprocessing records "
+            for name, dx, person, signal, reason in tqdm(prepared, total=len(headers), desc=f"preprocessing records "
                                                  f"({workers} processes)", unit="rec", file=sys.stderr, leave=False):
                 if signal is None:
                     skipped[name] = reason
@@ -193,10 +238,12 @@ def _build_cache(headers: list[Path], config: Config, root: Path, folder: Path, 
                 out.write(signal.tobytes())
                 names.append(name)
                 dx_lists.append(dx)
+                demographics.append(person)
                 offsets.append(position)
                 lengths.append(signal.shape[1])
                 position += signal.shape[1]
-        index = {"names": names, "dx": dx_lists, "offsets": offsets, "lengths": lengths, "skipped": skipped}
+        index = {"names": names, "dx": dx_lists, "demographics": demographics, "offsets": offsets,
+                 "lengths": lengths, "skipped": skipped}
         (building / "index.json").write_text(json.dumps(index))
         for stale in root.glob(prefix + "*"):
             shutil.rmtree(stale, ignore_errors=True)  # older files or code; a run reading it keeps its open file
@@ -208,11 +255,12 @@ def _build_cache(headers: list[Path], config: Config, root: Path, folder: Path, 
 @dataclass
 class TrainingSet:
     names: list[str]
-    signals: SignalStore
+    signals: SignalStore          # clean signals (``clean``): augment, then ``normalise``
     labels: np.ndarray            # records x classes, float32 0/1
     classes: list[str]
     dx: list[list[str]]           # each record's #Dx entries as written
     mask: np.ndarray              # records x classes, float32: 1 where the label is known, 0 where its loss is left out
+    demographics: np.ndarray      # records x N_DEMOGRAPHICS, float32 (``demographic_inputs``)
     skipped: dict[str, str] = field(default_factory=dict)   # record -> reason
     unknown_labels: dict[str, int] = field(default_factory=dict)  # label -> records
 
@@ -230,7 +278,7 @@ def load_training_set(directory: str | Path, config: Config, classes: list[str] 
     """
     if config.records_without_class not in ("negative", "skip"):
         raise ValueError(f"records_without_class must be 'negative' or 'skip', not {config.records_without_class!r}")
-    store, names, dx_lists, skipped = cached_records(directory, config)
+    store, names, dx_lists, demographics, skipped = cached_records(directory, config)
     skipped = dict(skipped)
     # A record without a class adds nothing to the class counts, so the classes come first.
     classes = classes or model_classes([dx for dx in dx_lists if dx], config)
@@ -259,7 +307,8 @@ def load_training_set(directory: str | Path, config: Config, classes: list[str] 
             else:
                 unknown[c] = unknown.get(c, 0) + 1
     mask = loss_mask(names, dx_lists, labels, classes, config.labels)
-    return TrainingSet(names, store.subset(np.array(keep)), labels, classes, dx_lists, mask, skipped, unknown)
+    return TrainingSet(names, store.subset(np.array(keep)), labels, classes, dx_lists, mask, demographics[keep],
+                       skipped, unknown)
 
 
 def loss_mask(names: list[str], dx_lists: list[list[str]], labels: np.ndarray, classes: list[str],
@@ -340,17 +389,8 @@ def duration_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def collate(signals: list[np.ndarray], crop: int | None = None,
-            rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Zero-pad a list of (12 x n) signals to one tensor; optionally crop long ones at random."""
-    if crop is not None:
-        cropped = []
-        for s in signals:
-            if s.shape[1] > crop:
-                start = int(rng.integers(0, s.shape[1] - crop + 1)) if rng is not None else 0
-                s = s[:, start:start + crop]
-            cropped.append(s)
-        signals = cropped
+def collate(signals: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad a list of (12 x n) signals to one tensor; returns it and the lengths."""
     lengths = torch.tensor([s.shape[1] for s in signals])
     batch = torch.zeros(len(signals), signals[0].shape[0], int(lengths.max()))
     for i, s in enumerate(signals):

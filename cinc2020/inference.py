@@ -14,11 +14,11 @@ from torch import nn
 from . import checkpoint
 from .checkpoint import ModelFileError
 from .config import Config
-from .data import collate, prepare, preprocessing
+from .data import clean, collate, demographic_inputs, normalise, preprocessing
 from .ensemble import combine
 from .labels import CPSC_CLASSES, answering_classes
 from .models import build_model
-from .records import RecordError
+from .records import RecordError, parse_header
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,17 +42,19 @@ class LoadedModel:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (record, reason) it answered with zeros
 
     def preparations(self, data: np.ndarray, header_lines: list[str]) -> dict[tuple, np.ndarray]:
-        """The record prepared once for each preprocessing its members use (``data.preprocessing``)."""
+        """The record cleaned once for each preprocessing its members use (``data.preprocessing``)."""
         prepared: dict[tuple, np.ndarray] = {}
         for config in self.configs:
             if preprocessing(config) not in prepared:
-                prepared[preprocessing(config)] = prepare(data, header_lines, config)
+                prepared[preprocessing(config)] = clean(data, header_lines, config)
         return prepared
 
     def probabilities(self, data: np.ndarray, header_lines: list[str]) -> np.ndarray:
         """The model's class probabilities for one record, from every member network."""
         prepared = self.preparations(data, header_lines)
-        outputs = [predict_probabilities(network, [prepared[preprocessing(config)]], self.device)[0]
+        header = parse_header(header_lines)
+        person = demographic_inputs(header.age, header.sex)[None]
+        outputs = [predict_probabilities(network, config, [prepared[preprocessing(config)]], person, self.device)[0]
                    for network, config in zip(self.networks, self.configs)]
         return combine(np.stack(outputs)[:, None, :], [c.model for c in self.configs],
                        self.stacker, self.stacker_inputs)[0]
@@ -76,9 +78,11 @@ def load_model(model_dir: str | Path) -> LoadedModel:
                        saved.description, run_on)
 
 
-def predict_probabilities(network: nn.Module, signals, run_on: torch.device, batch_size: int = 20) -> np.ndarray:
-    """Class probabilities for preprocessed signals (a list, or a ``SignalStore`` read a batch at a time),
-    batching records of similar length."""
+def predict_probabilities(network: nn.Module, config: Config, signals, demographics: np.ndarray,
+                          run_on: torch.device, batch_size: int = 20) -> np.ndarray:
+    """Class probabilities for clean signals (``data.clean``: a list, or a ``SignalStore`` read a batch at
+    a time) with their demographic inputs (records x ``models.N_DEMOGRAPHICS``), batching records of
+    similar length."""
     network.eval()
     lengths = signals.lengths if hasattr(signals, "lengths") else [s.shape[1] for s in signals]
     order = np.argsort(lengths, kind="stable")
@@ -86,8 +90,9 @@ def predict_probabilities(network: nn.Module, signals, run_on: torch.device, bat
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chosen = order[start:start + batch_size]
-            batch, batch_lengths = collate([signals[i] for i in chosen])
-            out = torch.sigmoid(network(batch.to(run_on), batch_lengths)).double().cpu().numpy()
+            batch, batch_lengths = collate([normalise(signals[i], config.normalisation) for i in chosen])
+            person = torch.from_numpy(np.asarray(demographics[chosen], dtype=np.float32)).to(run_on)
+            out = torch.sigmoid(network(batch.to(run_on), batch_lengths, person)).double().cpu().numpy()
             if probabilities.shape[1] == 0:
                 probabilities = np.zeros((len(signals), out.shape[1]))
             probabilities[chosen] = out

@@ -1,24 +1,39 @@
 """The networks. Each takes a batch of signals (batch x 12 leads x samples, zero-padded
 on the right) with each record's true length in samples, and returns one logit per class.
 
+Both designs share one convolutional stack (``ConvolutionStack``): five stages of three
+convolutions, one stage per ``Config.conv_channels`` entry, each stage after the first
+halving the time axis. ``Config.block`` chooses the stage:
+
+- ``"plain"``: three convolutions with leaky ReLU, as the source abstracts describe
+  (the CRNN's without batch normalisation, the attention network's with it);
+- ``"se_residual"``: what the strongest 2020 entries had: one convolution, then a
+  residual block of two with squeeze-and-excitation (the block's channels reweighed
+  by a gate computed from their mean over the record).
+
+Every operation of the stack is masked: the padding is re-zeroed after each
+convolution, batch-normalisation statistics and the squeeze's means are taken over
+the samples inside the records only. A record's output is therefore the same
+however much padding its batch adds, and in evaluation the same in any batch.
+
 CRNN, the sliding-window design: the record is cut into overlapping windows; each
-window goes through 15 convolutions with leaky ReLU and a global average pooling
-that leaves ``features_per_window`` (12) numbers; a bidirectional GRU reads the
-sequence of windows, and its two final states go through leaky ReLU, batch
-normalisation and a dense layer whose sigmoid gives the class probabilities.
+window goes through the stack and a global average pooling that leaves
+``features_per_window`` (12) numbers; a bidirectional GRU reads the sequence of
+windows, and its two final states go through leaky ReLU, batch normalisation and a
+dense layer whose sigmoid gives the class probabilities. Only a record's own
+windows are computed (the last may run into padding, which is masked).
 
-CNNAttentionGRU, the attention design: convolutions run over the whole record,
-halving the time axis in each block after the first; a bidirectional GRU reads
-the resulting sequence, and an attention layer pools its states into one vector
-(a learned weighting of the time steps) for the dense sigmoid layer. Its
-preprocessing only removes the mean (``Config.normalisation = "mean"``).
+CNNAttentionGRU, the attention design: the stack runs over the whole record; a
+bidirectional GRU reads the resulting sequence, and an attention layer pools its
+states into one vector (a learned weighting of the time steps) for the dense
+sigmoid layer. Its preprocessing only removes the mean (``Config.normalisation``).
 
-Records in a batch are zero-padded to the longest one (the design padded to the
-longest in the data set; a 30-minute record would make every input 180,000
-samples). The attention network re-zeroes the padding after every convolution
-and masks it out of the GRU and the attention, so its output for a record is the
-same however much padding the batch adds: padding to the batch costs nothing in
-accuracy and saves most of the memory and time.
+SEResNet: the stack with ``"se_residual"`` stages and global average pooling, no
+recurrence: the family of the 2020 rank-2 entry, kept as a reference for the
+comparison, never shipped as the entry's model.
+
+With ``Config.demographics``, age and sex (``demographic_inputs``) join the
+features that the dense layer reads.
 """
 
 from __future__ import annotations
@@ -27,11 +42,12 @@ import math
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from .config import Config
 
 N_LEADS = 12
+N_DEMOGRAPHICS = 4  # age / 100, age known, male, female
 LEAKY_SLOPE = 0.01
 
 
@@ -40,106 +56,248 @@ def n_windows(length: int, window: int, hop: int) -> int:
     return 1 + max(0, math.ceil((length - window) / hop))
 
 
-def convolutions(config: Config, last_channels: int | None = None):
-    """(channels in, channels out, kernel, stride, ends a block) of both designs' 15 convolutions.
+def time_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor | None:
+    """batch x 1 x steps, float: 1 inside each record, 0 in its padding; None for a batch without padding
+    (records of one length, as in most batches of duration-grouped records), which skips the masking."""
+    if bool((lengths >= steps).all()):
+        return None
+    return (torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]).unsqueeze(1).float()
 
-    Blocks of three, one per ``config.conv_channels`` entry; the first convolution
-    of each block after the first halves the time axis. ``last_channels``, if
-    given, is the width of the very last convolution.
+
+def apply_mask(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return x if mask is None else x * mask
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """batch x channels: the mean over each record's own time steps."""
+    if mask is None:
+        return x.mean(dim=-1)
+    return (x * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1)
+
+
+# ---------------------------------------------------------------------------
+# Masked building blocks
+
+
+class MaskedBatchNorm(nn.BatchNorm1d):
+    """Batch normalisation whose batch statistics (and running statistics) come from the
+    samples inside the records only; the output is zero in the padding."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if not self.training or mask is None:  # running statistics, or a batch without padding
+            return apply_mask(super().forward(x), mask)
+        count = mask.sum() * 1.0
+        mean = (x * mask).sum(dim=(0, 2)) / count
+        variance = (((x - mean[None, :, None]) * mask) ** 2).sum(dim=(0, 2)) / count
+        with torch.no_grad():
+            self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
+            unbiased = variance * count / (count - 1).clamp(min=1)
+            self.running_var.lerp_(unbiased.to(self.running_var.dtype), self.momentum)
+            self.num_batches_tracked += 1
+        x = (x - mean[None, :, None]) * torch.rsqrt(variance[None, :, None] + self.eps)
+        return (x * self.weight[None, :, None] + self.bias[None, :, None]) * mask
+
+
+class SqueezeExcitation(nn.Module):
+    """Reweigh channels by a gate computed from their means over the record (Hu et al., 2018)."""
+
+    def __init__(self, channels: int, reduction: int = 8):
+        super().__init__()
+        self.gate = nn.Sequential(nn.Linear(channels, max(channels // reduction, 4)), nn.ReLU(),
+                                  nn.Linear(max(channels // reduction, 4), channels), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return x * self.gate(masked_mean(x, mask)).unsqueeze(-1)
+
+
+class Convolution(nn.Module):
+    """Convolution, batch normalisation if asked, leaky ReLU (unless ``activate`` is False); padding re-zeroed."""
+
+    def __init__(self, channels_in: int, channels_out: int, kernel: int, stride: int = 1,
+                 normalise: bool = True, activate: bool = True):
+        super().__init__()
+        self.conv = nn.Conv1d(channels_in, channels_out, kernel, stride, padding=kernel // 2, bias=not normalise)
+        self.norm = MaskedBatchNorm(channels_out) if normalise else None
+        self.activate = activate
+        nn.init.kaiming_normal_(self.conv.weight, a=LEAKY_SLOPE, nonlinearity="leaky_relu")
+        if self.conv.bias is not None:
+            nn.init.zeros_(self.conv.bias)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        kernel, stride, padding = self.conv.kernel_size[0], self.conv.stride[0], self.conv.padding[0]
+        return torch.div(lengths + 2 * padding - kernel, stride, rounding_mode="floor") + 1
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lengths = self.output_lengths(lengths)
+        x = self.conv(x)
+        mask = time_mask(lengths, x.shape[-1])
+        x = self.norm(x, mask) if self.norm is not None else apply_mask(x, mask)
+        if self.activate:
+            x = nn.functional.leaky_relu(x, LEAKY_SLOPE)
+        return x, lengths
+
+
+class Stage(nn.Module):
+    """Three convolutions; the first may halve the time axis and change the width.
+
+    plain: three ``Convolution``s. se_residual: one ``Convolution``, then a residual
+    block: convolution, convolution without activation, squeeze-and-excitation,
+    added to the block's input, leaky ReLU.
     """
-    channels_in = N_LEADS
-    for block, channels in enumerate(config.conv_channels):
-        for position in range(3):
-            last = (block, position) == (len(config.conv_channels) - 1, 2)
-            channels_out = last_channels if last and last_channels else channels
-            kernel = config.first_kernel_size if (block, position) == (0, 0) else config.kernel_size
-            yield channels_in, channels_out, kernel, 2 if block > 0 and position == 0 else 1, position == 2
-            channels_in = channels_out
+
+    def __init__(self, channels_in: int, channels: int, first_kernel: int, kernel: int, stride: int,
+                 residual: bool, normalise: bool, channels_out: int | None = None):
+        super().__init__()
+        channels_out = channels_out or channels
+        self.residual = residual
+        if residual:
+            self.entry = Convolution(channels_in, channels, first_kernel, stride)
+            self.block = nn.ModuleList([Convolution(channels, channels, kernel),
+                                        Convolution(channels, channels, kernel, activate=False)])
+            self.excite = SqueezeExcitation(channels)
+        else:
+            self.convolutions = nn.ModuleList([
+                Convolution(channels_in, channels, first_kernel, stride, normalise),
+                Convolution(channels, channels, kernel, normalise=normalise),
+                Convolution(channels, channels_out, kernel, normalise=normalise)])
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.residual:
+            for convolution in self.convolutions:
+                x, lengths = convolution(x, lengths)
+            return x, lengths
+        x, lengths = self.entry(x, lengths)
+        mask = time_mask(lengths, x.shape[-1])
+        y = x
+        for convolution in self.block:
+            y, _ = convolution(y, lengths)
+        return nn.functional.leaky_relu(x + self.excite(y, mask), LEAKY_SLOPE), lengths
+
+
+class ConvolutionStack(nn.Module):
+    """Five stages (``Config.conv_channels``), then dropout; returns features, lengths and mask.
+
+    ``last_channels``, if given, is the width of the plain stack's very last convolution.
+    """
+
+    def __init__(self, config: Config, normalise: bool = True, last_channels: int | None = None):
+        super().__init__()
+        if config.block not in ("plain", "se_residual"):
+            raise ValueError(f"unknown block {config.block!r}: use 'plain' or 'se_residual'")
+        self.stages = nn.ModuleList()
+        channels_in = N_LEADS
+        for position, channels in enumerate(config.conv_channels):
+            last = position == len(config.conv_channels) - 1
+            self.stages.append(Stage(
+                channels_in, channels, config.first_kernel_size if position == 0 else config.kernel_size,
+                config.kernel_size, 1 if position == 0 else 2, config.block == "se_residual", normalise,
+                last_channels if last and config.block == "plain" else None))
+            channels_in = channels
+        self.channels = last_channels if last_channels and config.block == "plain" else channels_in
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
+        x = apply_mask(x, time_mask(lengths, x.shape[-1]))  # whatever the padding holds, it reads as zeros
+        for stage in self.stages:
+            x, lengths = stage(x, lengths)
+        return self.dropout(x), lengths, time_mask(lengths, x.shape[-1])
+
+
+def head_inputs(features: torch.Tensor, demographics: torch.Tensor | None, used: bool) -> torch.Tensor:
+    """The dense layer's input: the pooled features, and age and sex if the model uses them
+    (all unknown when none are given)."""
+    if not used:
+        return features
+    if demographics is None:
+        demographics = torch.zeros(features.shape[0], N_DEMOGRAPHICS)
+    return torch.cat([features, demographics.to(features)], dim=1)
+
+
+# ---------------------------------------------------------------------------
+# The sliding-window CRNN
 
 
 class CRNN(nn.Module):
     def __init__(self, config: Config, n_classes: int):
         super().__init__()
         self.window, self.hop = config.window, config.hop
-        layers: list[nn.Module] = []
-        for channels_in, channels_out, kernel, stride, ends_block in convolutions(config, config.features_per_window):
-            layers += [nn.Conv1d(channels_in, channels_out, kernel, stride, padding=kernel // 2),
-                       nn.LeakyReLU(LEAKY_SLOPE)]
-            if ends_block:
-                layers.append(nn.Dropout(config.dropout))
-        self.convolutions = nn.Sequential(*layers)
+        self.demographics = config.demographics
+        # The source design has no batch normalisation in its plain convolutions; its last one gives the features.
+        plain = config.block == "plain"
+        self.convolutions = ConvolutionStack(config, normalise=not plain, last_channels=config.features_per_window)
+        self.features = nn.Identity() if plain else nn.Linear(self.convolutions.channels, config.features_per_window)
         self.gru = nn.GRU(config.features_per_window, config.gru_units, batch_first=True, bidirectional=True)
-        self.head = nn.Sequential(
-            nn.LeakyReLU(LEAKY_SLOPE),
-            nn.BatchNorm1d(2 * config.gru_units),
-            nn.Dropout(config.dropout),
-            nn.Linear(2 * config.gru_units, n_classes),
-        )
-        for module in self.convolutions:
-            if isinstance(module, nn.Conv1d):
-                nn.init.kaiming_normal_(module.weight, a=LEAKY_SLOPE, nonlinearity="leaky_relu")
-                nn.init.zeros_(module.bias)
+        width = 2 * config.gru_units
+        self.head = nn.Sequential(nn.LeakyReLU(LEAKY_SLOPE), nn.BatchNorm1d(width), nn.Dropout(config.dropout))
+        self.classify = nn.Linear(width + N_DEMOGRAPHICS * config.demographics, n_classes)
 
-    def forward(self, signals: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        counts = [n_windows(int(n), self.window, self.hop) for n in lengths]
-        longest = max(counts)
+    def forward(self, signals: torch.Tensor, lengths: torch.Tensor,
+                demographics: torch.Tensor | None = None) -> torch.Tensor:
+        lengths = lengths.to(signals.device)
+        counts = torch.tensor([n_windows(int(n), self.window, self.hop) for n in lengths], device=signals.device)
+        longest = int(counts.max())
         needed = self.window + (longest - 1) * self.hop
         if signals.shape[-1] < needed:
             signals = nn.functional.pad(signals, (0, needed - signals.shape[-1]))
-        windows = signals[..., :needed].unfold(-1, self.window, self.hop)  # batch, leads, windows, samples
-        batch = signals.shape[0]
-        windows = windows.permute(0, 2, 1, 3).reshape(batch * longest, N_LEADS, self.window)
-        features = self.convolutions(windows).mean(dim=-1).reshape(batch, longest, -1)
-        packed = pack_padded_sequence(features, torch.tensor(counts), batch_first=True, enforce_sorted=False)
+        windows = signals[..., :needed].unfold(-1, self.window, self.hop).transpose(1, 2)  # batch, windows, leads, samples
+        starts = torch.arange(longest, device=signals.device) * self.hop
+        real = starts[None, :] < lengths[:, None]  # the record's own windows; the others are never computed
+        window_lengths = (lengths[:, None] - starts[None, :]).clamp(max=self.window)[real]
+        x, _, mask = self.convolutions(windows[real], window_lengths)
+        features = torch.zeros(len(signals), longest, self.gru.input_size, device=signals.device)
+        features[real] = self.features(masked_mean(x, mask))
+        packed = pack_padded_sequence(features, counts.cpu(), batch_first=True, enforce_sorted=False)
         _, final = self.gru(packed)  # (2 directions, batch, units)
-        return self.head(torch.cat([final[0], final[1]], dim=1))
+        pooled = self.head(torch.cat([final[0], final[1]], dim=1))
+        return self.classify(head_inputs(pooled, demographics, self.demographics))
 
 
-def convolution_output_length(lengths: torch.Tensor, convolution: nn.Conv1d) -> torch.Tensor:
-    kernel, stride, padding = convolution.kernel_size[0], convolution.stride[0], convolution.padding[0]
-    return torch.div(lengths + 2 * padding - kernel, stride, rounding_mode="floor") + 1
-
-
-def time_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
-    """batch x 1 x steps: 1 inside each record, 0 in its padding."""
-    return (torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]).unsqueeze(1)
+# ---------------------------------------------------------------------------
+# CNN + bidirectional GRU + attention
 
 
 class CNNAttentionGRU(nn.Module):
     def __init__(self, config: Config, n_classes: int):
         super().__init__()
-        self.blocks = nn.ModuleList()
-        for channels_in, channels_out, kernel, stride, _ in convolutions(config):
-            self.blocks.append(nn.ModuleList([
-                nn.Conv1d(channels_in, channels_out, kernel, stride, padding=kernel // 2, bias=False),
-                nn.BatchNorm1d(channels_out),
-            ]))
-        self.dropout = nn.Dropout(config.dropout)
-        self.gru = nn.GRU(config.conv_channels[-1], config.gru_units, batch_first=True, bidirectional=True)
+        self.demographics = config.demographics
+        self.convolutions = ConvolutionStack(config)
+        self.gru = nn.GRU(self.convolutions.channels, config.gru_units, batch_first=True, bidirectional=True)
         self.attention = nn.Sequential(nn.Linear(2 * config.gru_units, config.gru_units), nn.Tanh(),
                                        nn.Linear(config.gru_units, 1, bias=False))
-        self.head = nn.Linear(2 * config.gru_units, n_classes)
-        for convolution, _ in self.blocks:
-            nn.init.kaiming_normal_(convolution.weight, a=LEAKY_SLOPE, nonlinearity="leaky_relu")
+        self.dropout = nn.Dropout(config.dropout)
+        self.classify = nn.Linear(2 * config.gru_units + N_DEMOGRAPHICS * config.demographics, n_classes)
 
-    def forward(self, signals: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        lengths = lengths.to(signals.device)
-        features = signals
-        for convolution, normalise in self.blocks:
-            features = nn.functional.leaky_relu(normalise(convolution(features)), LEAKY_SLOPE)
-            lengths = convolution_output_length(lengths, convolution)
-            features = features * time_mask(lengths, features.shape[-1])
-        features = self.dropout(features).transpose(1, 2)  # batch, steps, channels
-        packed = pack_padded_sequence(features, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        states, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True,
-                                        total_length=features.shape[1])
+    def forward(self, signals: torch.Tensor, lengths: torch.Tensor,
+                demographics: torch.Tensor | None = None) -> torch.Tensor:
+        x, lengths, mask = self.convolutions(signals, lengths.to(signals.device))
+        packed = pack_padded_sequence(x.transpose(1, 2), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        states, _ = nn.utils.rnn.pad_packed_sequence(self.gru(packed)[0], batch_first=True,
+                                                     total_length=x.shape[-1])
         scores = self.attention(states).squeeze(-1)
-        scores = scores.masked_fill(~time_mask(lengths, scores.shape[-1]).squeeze(1), -torch.inf)
+        if mask is not None:
+            scores = scores.masked_fill(mask.squeeze(1) == 0, -torch.inf)
         pooled = (torch.softmax(scores, dim=1).unsqueeze(-1) * states).sum(dim=1)
-        return self.head(self.dropout(pooled))
+        return self.classify(head_inputs(self.dropout(pooled), demographics, self.demographics))
 
 
-ARCHITECTURES = {"crnn": CRNN, "cnn_attention": CNNAttentionGRU}
+# ---------------------------------------------------------------------------
+# Reference: a pure 1-D SE-ResNet (no recurrence)
+
+
+class SEResNet(nn.Module):
+    def __init__(self, config: Config, n_classes: int):
+        super().__init__()
+        self.demographics = config.demographics
+        self.convolutions = ConvolutionStack(config)
+        self.classify = nn.Linear(self.convolutions.channels + N_DEMOGRAPHICS * config.demographics, n_classes)
+
+    def forward(self, signals: torch.Tensor, lengths: torch.Tensor,
+                demographics: torch.Tensor | None = None) -> torch.Tensor:
+        x, _, mask = self.convolutions(signals, lengths.to(signals.device))
+        return self.classify(head_inputs(masked_mean(x, mask), demographics, self.demographics))
+
+
+ARCHITECTURES = {"crnn": CRNN, "cnn_attention": CNNAttentionGRU, "se_resnet": SEResNet}
 
 
 def build_model(config: Config, n_classes: int) -> nn.Module:

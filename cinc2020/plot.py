@@ -155,7 +155,8 @@ def record_figure(path: Path, model: LoadedModel, start: float = 0.0):
     """The picture of one record (a matplotlib figure; the caller saves it)."""
     data, header_lines = read_record(path)
     header = parse_header(header_lines)
-    signal = standard_leads(data, header)  # 12 x samples, mV
+    signal = standard_leads(data, header)  # 12 x samples, mV; missing limb leads derived from two others
+    recorded = {lead.name.lower() for lead in header.leads}
     fs = header.fs
     duration = signal.shape[1] / fs
     start = min(max(0.0, start), max(0.0, duration - SHOWN_S))
@@ -176,8 +177,9 @@ def record_figure(path: Path, model: LoadedModel, start: float = 0.0):
             shown = (time >= t0) & (time < t0 + quarter)
             axis.plot(time[shown], signal[STANDARD_LEADS.index(lead), shown], color="black", linewidth=0.7,
                       gid=f"trace-{lead}")
-            axis.text(t0 + 0.05, ROW_MM / PAPER_GAIN / 2 - 0.15, lead, fontsize=FONT_PT, va="top",
-                      fontweight="bold")
+            derived = lead.lower() not in recorded and signal[STANDARD_LEADS.index(lead)].any()
+            axis.text(t0 + 0.05, ROW_MM / PAPER_GAIN / 2 - 0.15, lead + (" (derived)" if derived else ""),
+                      fontsize=FONT_PT, va="top", fontweight="bold", gid=f"label-{lead}")
     strip = trace_axes(figure, LEFT_MM, BOTTOM_MM, SHOWN_S, start)
     shown = (time >= start) & (time < start + SHOWN_S)
     strip.plot(time[shown], signal[STANDARD_LEADS.index("II"), shown], color="black", linewidth=0.7,

@@ -26,6 +26,9 @@ DEFAULT_GAIN = 200.0  # WFDB's gain when a header gives none or zero
 _UNIT_SCALE = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3, "nv": 1e-6}
 MAX_SAMPLES = 1 << 27  # beyond anything the challenge sends; guards memory against a corrupt header
 MIN_FS, MAX_FS = 10.0, 20_000.0  # ECG sampling rates; outside them resampling would be absurd
+# Each limb lead as a combination of leads I and II (Einthoven, Goldberger): the six span a plane,
+# so any two of them give the other four.
+LIMB_LEADS_FROM_I_II = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 1.0], [-0.5, -0.5], [1.0, -0.5], [-0.5, 1.0]])
 MAX_MV = 10_000.0  # no ECG reaches 10 V; larger values are corrupt and would overflow float32 statistics
 
 
@@ -172,6 +175,8 @@ def standard_leads(data: np.ndarray, header: Header) -> np.ndarray:
 
     Leads are matched by name, so any order works; a record whose header and
     data disagree on the lead count, or that names no standard lead, is refused.
+    A limb lead the record lacks, or stores as zeros, is derived from two others
+    (``derive_limb_leads``).
     """
     data = np.asarray(data)
     if data.ndim != 2:
@@ -194,7 +199,24 @@ def standard_leads(data: np.ndarray, header: Header) -> np.ndarray:
     if found == 0:
         names = ", ".join(lead.name for lead in header.leads)
         raise RecordError(f"no standard lead among {names}")
-    return out
+    return derive_limb_leads(out, out.any(axis=1))
+
+
+def derive_limb_leads(signal: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """``signal`` (12 leads, standard order) with its missing limb leads computed from the present ones.
+
+    With at least two of the six limb leads ``present`` (a boolean per lead), leads I and II
+    are solved for by least squares (exact for consistent leads) and every missing limb
+    lead follows (III = II - I, aVR = -(I + II)/2, aVL = I - II/2, aVF = II - I/2). With
+    fewer, the signal is returned as it is.
+    """
+    limb = np.asarray(present[:6], dtype=bool)
+    if limb.sum() < 2 or limb.all():
+        return signal
+    i_and_ii = np.linalg.lstsq(LIMB_LEADS_FROM_I_II[limb], signal[:6][limb], rcond=None)[0]
+    signal = signal.copy()
+    signal[:6][~limb] = LIMB_LEADS_FROM_I_II[~limb] @ i_and_ii
+    return signal
 
 
 def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:

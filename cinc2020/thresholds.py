@@ -58,15 +58,19 @@ def coordinate_ascent(metric, probabilities: np.ndarray, thresholds: np.ndarray,
 
 
 def cross_validated_outputs(probabilities: np.ndarray, dx_lists: list[list[str]], classes: list[str],
-                            scheme: str, fold_of: np.ndarray) -> np.ndarray:
+                            scheme: str, fold_of: np.ndarray, decide_on: list[np.ndarray] = ()) -> list[np.ndarray]:
     """0/1 outputs whose thresholds never saw the record: each fold's thresholds are tuned on the others.
 
-    This is how tuned thresholds are scored honestly on out-of-fold probabilities.
+    This is how tuned thresholds are scored honestly on out-of-fold probabilities. The
+    first output decides ``probabilities``; one more follows for each array of
+    ``decide_on`` (the same records seen otherwise, say with fewer leads), decided
+    with the same thresholds.
     """
-    outputs = np.zeros(probabilities.shape, dtype=int)
+    outputs = [np.zeros(probabilities.shape, dtype=int) for _ in range(1 + len(decide_on))]
     for fold in np.unique(fold_of):
         rest, held_out = fold_of != fold, fold_of == fold
         thresholds, _ = tune_thresholds(probabilities[rest], [d for d, r in zip(dx_lists, rest) if r],
                                         classes, scheme)
-        outputs[held_out] = decide(probabilities[held_out], thresholds)
+        for output, decided in zip(outputs, [probabilities, *decide_on]):
+            output[held_out] = decide(decided[held_out], thresholds)
     return outputs

@@ -1,5 +1,7 @@
-"""The training loop of one network: Nesterov Adam, duration-grouped batches, class
-weights if chosen, and the checkpoint with the lowest validation binary cross-entropy.
+"""The training loop of one network: Nesterov Adam (decoupled weight decay, gradient
+clipping and a warm-up plus cosine learning-rate schedule if chosen), duration-grouped
+batches, augmentation, class weights if chosen, and the checkpoint with the lowest
+validation binary cross-entropy.
 
 Runs on the CPU (every core), on a GPU (mixed precision, pinned memory) or, under
 ``torchrun``, on several processes with DistributedDataParallel (NCCL on GPUs,
@@ -29,6 +31,7 @@ from tqdm import tqdm
 from . import checkpoint
 from .config import Config
 from .cpus import training_threads, use_threads
+from .augment import training_input
 from .data import TrainingSet, collate, duration_batches, load_training_set, stratified_folds
 from .inference import decide, predict_probabilities
 from .models import build_model
@@ -95,32 +98,54 @@ def load_data(train_dir: str | Path, config: Config) -> TrainingSet:
     return data
 
 
-def split(labels: np.ndarray, config: Config) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified training and validation rows; tiny sets validate on their training rows."""
-    fold = stratified_folds(labels, [1 - config.val_fraction, config.val_fraction], config.seed)
+def split(labels: np.ndarray, config: Config, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified training and validation rows (drawn with ``seed``, default ``config.seed``);
+    tiny sets validate on their training rows."""
+    seed = config.seed if seed is None else seed
+    fold = stratified_folds(labels, [1 - config.val_fraction, config.val_fraction], seed)
     train_rows, val_rows = np.flatnonzero(fold == 0), np.flatnonzero(fold == 1)
     return train_rows, (val_rows if len(val_rows) else train_rows)
 
 
+def learning_rate(step: int, steps_per_epoch: int, config: Config) -> float:
+    """The learning rate of optimiser step ``step`` (from 0): constant, or a linear warm-up over
+    ``warmup_epochs`` and a cosine decay that reaches zero after ``epochs``."""
+    if config.schedule == "constant":
+        return config.lr
+    if config.schedule != "cosine":
+        raise ValueError(f"unknown schedule {config.schedule!r}: use 'constant' or 'cosine'")
+    warmup, total = config.warmup_epochs * steps_per_epoch, config.epochs * steps_per_epoch
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(total - warmup, 1))))
+
+
 def train_epoch(network: nn.Module, optimiser, scaler, data: TrainingSet, batches: list[np.ndarray],
-                weights: torch.Tensor, config: Config, crop_rng: np.random.Generator, run_on: torch.device,
-                description: str, show: bool) -> torch.Tensor:
-    """One pass over this process's ``batches`` (rows of ``data``); returns (summed loss, records)."""
+                weights: torch.Tensor, config: Config, augment_rng: np.random.Generator, run_on: torch.device,
+                first_step: int, steps_per_epoch: int, description: str, show: bool) -> torch.Tensor:
+    """One pass over this process's ``batches`` (rows of ``data``), the first being optimiser step
+    ``first_step``; returns (summed loss, records)."""
     network.train()
-    crop = int(config.train_crop_s * config.fs)
     total = torch.zeros(2, dtype=torch.float64)
     progress = tqdm(batches, desc=description, unit="batch", file=sys.stderr, leave=False, disable=not show)
-    for rows in progress:
-        signals, signal_lengths = collate([data.signals[i] for i in rows], crop, crop_rng)
+    for step, rows in enumerate(progress, start=first_step):
+        signals, signal_lengths = collate([training_input(data.signals[i], config, augment_rng) for i in rows])
         targets, mask = torch.from_numpy(data.labels[rows]), torch.from_numpy(data.mask[rows])
+        demographics = torch.from_numpy(data.demographics[rows])
         if run_on.type == "cuda":
             signals, targets, mask = signals.pin_memory(), targets.pin_memory(), mask.pin_memory()
-        signals, targets, mask = (t.to(run_on, non_blocking=True) for t in (signals, targets, mask))
+        signals, targets, mask, demographics = (t.to(run_on, non_blocking=True)
+                                                for t in (signals, targets, mask, demographics))
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate(step, steps_per_epoch, config)
         with torch.autocast(run_on.type, dtype=torch.float16, enabled=run_on.type == "cuda"):
-            logits = network(signals, signal_lengths).float()
+            logits = network(signals, signal_lengths, demographics).float()
         loss = masked_loss(logits, targets, mask, weights)
         optimiser.zero_grad()
         scaler.scale(loss).backward()
+        if config.gradient_clip:
+            scaler.unscale_(optimiser)
+            nn.utils.clip_grad_norm_(network.parameters(), config.gradient_clip)
         scaler.step(optimiser)
         scaler.update()
         total += torch.tensor([loss.item() * len(rows), len(rows)], dtype=torch.float64)
@@ -128,12 +153,12 @@ def train_epoch(network: nn.Module, optimiser, scaler, data: TrainingSet, batche
     return total
 
 
-def evaluate(model: nn.Module, data: TrainingSet, rows: np.ndarray, weights: np.ndarray, scheme: str,
+def evaluate(model: nn.Module, data: TrainingSet, rows: np.ndarray, weights: np.ndarray, config: Config,
              run_on: torch.device) -> dict:
     """Validation loss (the training loss) and the scheme's scores at thresholds 0.5."""
-    probabilities = predict_probabilities(model, data.signals.subset(rows), run_on)
+    probabilities = predict_probabilities(model, config, data.signals.subset(rows), data.demographics[rows], run_on)
     outputs = decide(probabilities, np.full(len(data.classes), 0.5))
-    scores = score_predictions([data.dx[i] for i in rows], data.classes, outputs, probabilities, scheme)
+    scores = score_predictions([data.dx[i] for i in rows], data.classes, outputs, probabilities, config.labels)
     return {"loss": binary_cross_entropy(data.labels[rows], probabilities, weights, data.mask[rows]),
             "challenge_metric": scores.challenge_metric, "auroc": scores.auroc,
             "f_beta": scores.f_beta, "g_beta": scores.g_beta, "f_measure": scores.f_measure}
@@ -166,18 +191,21 @@ def describe(record: dict, scheme: str) -> str:
 
 def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config: Config,
         model_dir: str | Path, processes: tuple[int, int, torch.device], resume: bool = False,
-        source: str = "") -> dict | None:
+        source: str = "", seed: tuple[int, ...] = ()) -> dict | None:
     """Train on ``train_rows``, keep the epoch with the lowest loss on ``val_rows``, save it in ``model_dir``.
 
     Rank 0 validates and decides for every process which epoch is best and when
     to stop, and returns the model's description (other ranks: None). ``source``
-    names the data for the description.
+    names the data for the description; ``seed`` (with ``config.seed``) seeds the
+    initialisation, batch order and augmentation, so that each fold and
+    architecture of a recipe draws its own.
     """
     rank, world, run_on = processes
     log = (lambda text: print(text, file=sys.stderr)) if rank == 0 else (lambda text: None)
-    torch.manual_seed(config.seed)
-    order_rng = np.random.default_rng(config.seed)             # batch order: the same in every process
-    crop_rng = np.random.default_rng([config.seed, rank])      # crops: each process its own
+    seed = [config.seed, *seed]
+    torch.manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
+    order_rng = np.random.default_rng(seed)                    # batch order: the same in every process
+    augment_rng = np.random.default_rng([*seed, rank])         # crops and augmentation: each process its own
     log(f"{len(data.names)} records ({len(data.skipped)} skipped), {len(data.classes)} classes; "
         f"{len(train_rows)} for training, {len(val_rows)} for validation; "
         f"{world} process(es) on {run_on.type}")
@@ -188,14 +216,15 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
     model = build_model(config, len(data.classes)).to(run_on)
     network = DistributedDataParallel(model, device_ids=[run_on] if run_on.type == "cuda" else None) \
         if world > 1 else model
-    optimiser = torch.optim.NAdam(model.parameters(), lr=config.lr)
+    optimiser = torch.optim.NAdam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                  decoupled_weight_decay=True)
     scaler = torch.amp.GradScaler("cuda", enabled=run_on.type == "cuda")
     history: list[dict] = []
     best_state, best = None, {"loss": math.inf, "epoch": 0}
     state_dir = Path(model_dir) / RESUME_FOLDER
     if resume and (state_dir / STATE_FILE).exists():
         history, best, best_state = restore_state(state_dir, config, data, model, optimiser, scaler,
-                                                  order_rng, crop_rng, rank)
+                                                  order_rng, augment_rng, rank)
         log(f"resuming after epoch {len(history)} of {state_dir}")
 
     weights = positive_weights(data.labels[train_rows], data.mask[train_rows], config)
@@ -213,7 +242,8 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
             raise ValueError(f"{len(batches)} batches cannot feed {world} processes: lower batch_size")
         mine = batches[: len(batches) - len(batches) % world][rank::world]  # equal shares keep DDP in step
         total = train_epoch(network, optimiser, scaler, data, [train_rows[b] for b in mine], weights_tensor,
-                            config, crop_rng, run_on, f"epoch {epoch}/{config.epochs}", rank == 0)
+                            config, augment_rng, run_on, (epoch - 1) * len(mine), len(mine),
+                            f"epoch {epoch}/{config.epochs}", rank == 0)
         if world > 1:
             total = total.to(run_on)
             dist.all_reduce(total)
@@ -221,16 +251,16 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
         improved, failure = False, None
         if rank == 0:
             try:  # a failure here must reach the other ranks, or they would wait for rank 0 forever
-                scores = evaluate(model, data, val_rows, weights, config.labels, run_on)
+                scores = evaluate(model, data, val_rows, weights, config, run_on)
                 improved, stopped = stop_decision(epoch, scores["loss"], best, config.patience)
                 record = {"epoch": epoch, "train_loss": float(total[0] / total[1]),
                           **{f"val_{k}": v for k, v in scores.items()}, "seconds": time.time() - started,
-                          "stopped": stopped}
+                          "lr": optimiser.param_groups[0]["lr"], "stopped": stopped}
                 history.append(record)
                 log(describe(record, config.labels) + ("  *" if improved else ""))
                 if improved:
                     best, best_state = {**scores, "epoch": epoch}, copy.deepcopy(model.state_dict())
-                save_state(state_dir, config, data, model, optimiser, scaler, order_rng, crop_rng,
+                save_state(state_dir, config, data, model, optimiser, scaler, order_rng, augment_rng,
                            history, best, best_state)
             except Exception as error:
                 failure = error
@@ -240,6 +270,8 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
         improved_once |= improved
         if stopped:
             log(f"no lower validation loss for {config.patience} epochs: stopping")
+    if not stopped:
+        log(f"reached the maximum of {config.epochs} epochs; the lowest validation loss came at epoch {best['epoch']}")
     if not improved_once:
         raise ValueError("the validation loss was never a finite number: training diverged "
                          "(lower lr, or look for broken records)")
@@ -256,6 +288,7 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
         },
         "positive_weights": dict(zip(data.classes, weights.round(3).tolist())),
         "validation": best,
+        "reached_maximum": not stopped,
         "history": history,
     }
     if rank == 0:
@@ -270,7 +303,7 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
 
 
 def save_state(state_dir: Path, config: Config, data: TrainingSet, model: nn.Module, optimiser, scaler,
-               order_rng: np.random.Generator, crop_rng: np.random.Generator,
+               order_rng: np.random.Generator, augment_rng: np.random.Generator,
                history: list[dict], best: dict, best_state: dict | None) -> None:
     """Everything needed to continue training exactly where it stands."""
     optimiser_state = optimiser.state_dict()
@@ -280,7 +313,7 @@ def save_state(state_dir: Path, config: Config, data: TrainingSet, model: nn.Mod
                 for key, value in entry.items()}
     tensors["torch_rng"] = torch.get_rng_state()
     document = {"config": config.to_json(), "records": data.names, "history": history, "best": best,
-                "order_rng": order_rng.bit_generator.state, "crop_rng": crop_rng.bit_generator.state,
+                "order_rng": order_rng.bit_generator.state, "augment_rng": augment_rng.bit_generator.state,
                 "optimiser_groups": optimiser_state["param_groups"], "scaler": scaler.state_dict()}
     checkpoint.write_document(state_dir, STATE_FILE, document, tensors)
 
@@ -292,7 +325,7 @@ def resume_mismatch(saved: Path) -> ValueError:
 
 
 def restore_state(state_dir: Path, config: Config, data: TrainingSet, model: nn.Module, optimiser, scaler,
-                  order_rng: np.random.Generator, crop_rng: np.random.Generator,
+                  order_rng: np.random.Generator, augment_rng: np.random.Generator,
                   rank: int) -> tuple[list[dict], dict, dict | None]:
     document, tensors = checkpoint.read_document(state_dir, STATE_FILE)
     if Config.from_json(document["config"]) != config or document["records"] != data.names:
@@ -309,8 +342,8 @@ def restore_state(state_dir: Path, config: Config, data: TrainingSet, model: nn.
         scaler.load_state_dict(document["scaler"])
     torch.set_rng_state(tensors["torch_rng"])
     order_rng.bit_generator.state = document["order_rng"]
-    if rank == 0:  # only rank 0's crop stream was saved; the others restart theirs
-        crop_rng.bit_generator.state = document["crop_rng"]
+    if rank == 0:  # only rank 0's augmentation stream was saved; the others restart theirs
+        augment_rng.bit_generator.state = document["augment_rng"]
     return document["history"], document["best"], best_state
 
 

@@ -72,10 +72,11 @@ def compute(work: Path, folds: int, epochs: int) -> int:
         test_probabilities, fixture_probabilities = [], []
         for model_dir in oof.model_dirs:
             model = load_model(model_dir)
-            test_probabilities.append(predict_probabilities(model.networks[0], data.signals.subset(test),
-                                                            model.device))
-            fixture_probabilities.append(predict_probabilities(model.networks[0], fixtures.signals.subset(unseen),
-                                                               model.device))
+            test_probabilities.append(predict_probabilities(model.networks[0], config, data.signals.subset(test),
+                                                            data.demographics[test], model.device))
+            fixture_probabilities.append(predict_probabilities(model.networks[0], config,
+                                                               fixtures.signals.subset(unseen),
+                                                               fixtures.demographics[unseen], model.device))
         np.savez(saved, config=json.dumps(config.to_json()), classes=np.array(data.classes),
                  names=np.array(data.names), oof_rows=oof.rows, oof_probabilities=oof.probabilities,
                  fold_of=oof.fold_of, test_rows=test, test_probabilities=np.stack(test_probabilities),
@@ -130,7 +131,7 @@ def recipe_rows(work: Path) -> tuple[list[dict], dict]:
     for name, run in runs.items():
         thresholds, _ = tune_thresholds(run.oof, dev_dx, classes, "snomed")
         tuned[name] = thresholds
-        cv_outputs = cross_validated_outputs(run.oof, dev_dx, classes, "snomed", run.fold_of)
+        cv_outputs = cross_validated_outputs(run.oof, dev_dx, classes, "snomed", run.fold_of)[0]
         add(name, "one model, thresholds 0.5", score(dev_dx, classes, decide(run.oof, half), run.oof),
             mean_score(test_dx, classes, run.test, half), mean_score(fixture_dx, classes, run.fixtures, half))
         add(name, "one model, tuned thresholds", score(dev_dx, classes, cv_outputs, run.oof),
@@ -155,7 +156,7 @@ def recipe_rows(work: Path) -> tuple[list[dict], dict]:
     thresholds, _ = tune_thresholds(mean_oof, dev_dx, classes, "snomed")
     test, fixtures = (np.mean([getattr(r, part).mean(axis=0) for r in pair], axis=0) for part in ("test", "fixtures"))
     add(both, "mean of the two fold ensembles, tuned thresholds",
-        score(dev_dx, classes, cross_validated_outputs(mean_oof, dev_dx, classes, "snomed", fold_of), mean_oof),
+        score(dev_dx, classes, cross_validated_outputs(mean_oof, dev_dx, classes, "snomed", fold_of)[0], mean_oof),
         score(test_dx, classes, decide(test, thresholds), test),
         score(fixture_dx, classes, decide(fixtures, thresholds), fixtures), candidate="mean")
 
@@ -165,7 +166,7 @@ def recipe_rows(work: Path) -> tuple[list[dict], dict]:
     test = stacker_probabilities(stacker, [r.test.mean(axis=0) for r in pair])
     fixtures = stacker_probabilities(stacker, [r.fixtures.mean(axis=0) for r in pair])
     add(both, "stacking over the two fold ensembles, tuned thresholds",
-        score(dev_dx, classes, cross_validated_outputs(stacked_oof, dev_dx, classes, "snomed", fold_of), stacked_oof),
+        score(dev_dx, classes, cross_validated_outputs(stacked_oof, dev_dx, classes, "snomed", fold_of)[0], stacked_oof),
         score(test_dx, classes, decide(test, thresholds), test),
         score(fixture_dx, classes, decide(fixtures, thresholds), fixtures), candidate="stacking")
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import FIXTURES
 from cinc2020 import data as data_module
 from cinc2020.config import Config
-from cinc2020.data import cached_records, load_training_set, prepare
+from cinc2020.data import cached_records, clean, load_training_set
 from cinc2020.records import read_record
 
 pytestmark = pytest.mark.shared_data
@@ -28,11 +28,13 @@ def cache_folders(records):
 
 
 def test_cache_holds_exactly_the_preprocessed_signals(records):
-    store, names, dx, skipped = cached_records(records, Config())
-    assert len(store) == len(names) == 12 and not skipped
+    store, names, dx, demographics, skipped = cached_records(records, Config())
+    assert len(store) == len(names) == len(demographics) == 12 and not skipped
     for i, name in enumerate(names):
-        direct = prepare(*read_record(records / f"{name}.hea"), Config())
+        direct = clean(*read_record(records / f"{name}.hea"), Config())
         np.testing.assert_array_equal(store[i], direct)
+    a0002 = names.index("A0002")  # #Age: 49, #Sex: Female
+    np.testing.assert_array_equal(demographics[a0002], np.array([0.49, 1, 0, 1], np.float32))
     view = store.subset(np.array([3, 1]))
     np.testing.assert_array_equal(view[1], store[1])
 
@@ -45,33 +47,35 @@ def test_cache_is_reused_until_something_changes(records, monkeypatch):
     assert cache_folders(records) == [first]
     assert os.stat(records.parent / "cache" / first / "signals.f32").st_mtime_ns == built
 
-    cached_records(records, Config(normalisation="mean"))  # another preprocessing: a second cache beside the first
+    cached_records(records, Config(normalisation="mean"))  # normalisation follows the cache: the same cache
+    assert cache_folders(records) == [first]
+    cached_records(records, Config(bandpass_hz=(0.5, 45.0)))  # another preprocessing: a second cache beside the first
     assert len(cache_folders(records)) == 2 and first in cache_folders(records)
-    cached_records(records, Config())  # the two architectures of one run both keep theirs
+    cached_records(records, Config())  # two architectures of one run each keep theirs
     assert len(cache_folders(records)) == 2
     monkeypatch.setattr(data_module, "PREPROCESSING_VERSION", data_module.PREPROCESSING_VERSION + 1)
     before = cache_folders(records)
-    cached_records(records, Config(normalisation="mean"))  # code of prepare() changed: that setting's cache is replaced
+    cached_records(records, Config(bandpass_hz=(0.5, 45.0)))  # code of clean() changed: that setting's cache is replaced
     after = cache_folders(records)
     assert len(after) == 2 and first in after and after != before
 
 
 def test_changed_or_new_records_rebuild_the_cache(records):
-    store, names, _, _ = cached_records(records, Config())
+    store, names, *_ = cached_records(records, Config())
     (first,) = cache_folders(records)
     header = records / "A0002.hea"
     header.write_text(header.read_text().replace("#Dx: 426783006", "#Dx: 164889003"))
-    _, _, dx, _ = cached_records(records, Config())
+    _, _, dx, *_ = cached_records(records, Config())
     assert cache_folders(records) != [first] and dx[names.index("A0002")] == ["164889003"]
     (records / "A0003.mat").unlink()
-    _, names_after, _, skipped = cached_records(records, Config())
+    _, names_after, *_, skipped = cached_records(records, Config())
     assert "A0003" not in names_after and "no such signal file" in skipped["A0003"]
 
 
 def test_failed_build_leaves_no_cache(records, monkeypatch):
-    monkeypatch.setattr(data_module, "available_cpus", lambda: 1)  # one process: the patched prepare runs
+    monkeypatch.setattr(data_module, "available_cpus", lambda: 1)  # one process: the patched clean runs
     calls = {"n": 0}
-    real = data_module.prepare
+    real = data_module.clean
 
     def failing(*args):
         calls["n"] += 1
@@ -79,33 +83,33 @@ def test_failed_build_leaves_no_cache(records, monkeypatch):
             raise KeyboardInterrupt  # as if the run were stopped halfway
         return real(*args)
 
-    monkeypatch.setattr(data_module, "prepare", failing)
+    monkeypatch.setattr(data_module, "clean", failing)
     with pytest.raises(KeyboardInterrupt):
         cached_records(records, Config())
     assert cache_folders(records) == []
-    monkeypatch.setattr(data_module, "prepare", real)
+    monkeypatch.setattr(data_module, "clean", real)
     assert len(load_training_set(records, Config()).names) == 12
 
 
 def build_alongside(records, cache, calls):
     """One of two runs started at once on the same folder (a spawned process)."""
     os.environ["CINC2020_CACHE"] = str(cache)
-    real = data_module.prepare
+    real = data_module.clean
 
-    def slow_prepare(*args):
+    def slow_clean(*args):
         with open(calls, "a") as log:
             log.write("x")
         time.sleep(0.05)  # keep both runs inside the build at once
         return real(*args)
 
-    data_module.prepare = slow_prepare
-    data_module.available_cpus = lambda: 1  # build in this process, where prepare is patched
-    store, names, _, _ = cached_records(records, Config())
+    data_module.clean = slow_clean
+    data_module.available_cpus = lambda: 1  # build in this process, where clean is patched
+    store, names, *_ = cached_records(records, Config())
     return names, [store[i].sum() for i in range(len(store))]
 
 
 def test_two_runs_at_once_build_one_cache_and_share_it(records, tmp_path):
-    calls = tmp_path / "prepare-calls"
+    calls = tmp_path / "clean-calls"
     context = multiprocessing.get_context("spawn")
     with context.Pool(2) as pool:
         runs = [pool.apply_async(build_alongside, (records, records.parent / "cache", calls)) for _ in range(2)]
@@ -116,7 +120,7 @@ def test_two_runs_at_once_build_one_cache_and_share_it(records, tmp_path):
 
 
 def test_a_cache_removed_by_another_run_stays_readable(records):
-    store, names, _, _ = cached_records(records, Config())
+    store, names, *_ = cached_records(records, Config())
     before = [store[i].copy() for i in range(len(store))]
     header = records / "A0002.hea"
     header.write_text(header.read_text() + "\n")  # the records change: the next run rebuilds and removes the old cache

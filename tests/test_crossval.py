@@ -46,7 +46,7 @@ def test_training_only_rows_train_every_fold_and_are_never_predicted(tmp_path, m
     config = Config(model="crnn", labels="cpsc", epochs=1, batch_size=4)
     data = load_training_set(FIXTURES / "cpsc_text", config)
     trained = []
-    monkeypatch.setattr(crossval, "fit", lambda data, train_rows, val_rows, *rest: trained.append(
+    monkeypatch.setattr(crossval, "fit", lambda data, train_rows, val_rows, *rest, **named: trained.append(
         (set(train_rows.tolist()), set(val_rows.tolist()))) or real_fit(data, train_rows, val_rows, *rest))
     rows, extra = np.arange(12), np.arange(12, 18)
     oof = cross_validate(data, config, 3, tmp_path, (0, 1, torch.device("cpu")), rows=rows, train_only=extra)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from cinc2020.config import Config, config_from_environment
-from cinc2020.models import CRNN, CNNAttentionGRU, build_model, n_windows
+from cinc2020.models import CRNN, CNNAttentionGRU, MaskedBatchNorm, SEResNet, build_model, n_windows
 
 CONFIG = Config()
 
@@ -15,7 +15,8 @@ def test_crnn_follows_the_design():
     model = build_model(CONFIG, 24)
     assert isinstance(model, CRNN)
     assert count_convolutions(model) == 15
-    assert model.convolutions[-3].out_channels == CONFIG.features_per_window == 12
+    assert model.convolutions.stages[-1].convolutions[-1].conv.out_channels == CONFIG.features_per_window == 12
+    assert not any(isinstance(m, MaskedBatchNorm) for m in model.modules())  # the design's plain convolutions
     assert model.gru.bidirectional and model.gru.hidden_size == 128
     assert isinstance(model.head[1], torch.nn.BatchNorm1d)
 
@@ -27,18 +28,6 @@ def test_output_shape_for_every_length(length):
     with torch.no_grad():
         logits = model(torch.randn(1, 12, length), torch.tensor([length]))
     assert logits.shape == (1, 9) and torch.isfinite(logits).all()
-
-
-def test_padding_does_not_change_a_record():
-    torch.manual_seed(0)
-    model = build_model(CONFIG, 5).eval()
-    short, long = torch.randn(1, 12, 1000), torch.randn(1, 12, 4000)
-    batch = torch.zeros(2, 12, 4000)
-    batch[0, :, :1000], batch[1] = short[0], long[0]
-    with torch.no_grad():
-        alone = model(short, torch.tensor([1000]))
-        together = model(batch, torch.tensor([1000, 4000]))
-    torch.testing.assert_close(together[0], alone[0], atol=1e-5, rtol=1e-5)
 
 
 def test_window_count():
@@ -58,7 +47,7 @@ def test_attention_model_follows_the_design():
     assert isinstance(model, CNNAttentionGRU)
     assert count_convolutions(model) == 15
     assert model.gru.bidirectional and model.gru.hidden_size == 128
-    assert model.head.in_features == 256 and model.head.out_features == 24
+    assert model.classify.in_features == 256 and model.classify.out_features == 24
 
 
 def test_choosing_the_attention_model_brings_its_defaults(monkeypatch):
@@ -69,11 +58,21 @@ def test_choosing_the_attention_model_brings_its_defaults(monkeypatch):
     assert config_from_environment(model="cnn_attention").class_weights and not config_from_environment().class_weights
 
 
+STRONG = dict(block="se_residual", conv_channels=(32, 32, 64, 64, 64))
+EVERY_NETWORK = {
+    "crnn": CONFIG, "crnn se_residual": Config(**STRONG),
+    "attention": ATTENTION, "attention se_residual": Config(model="cnn_attention", **STRONG),
+    "se_resnet": Config(model="se_resnet", **STRONG), "attention with age and sex": Config(model="cnn_attention",
+                                                                                        demographics=True),
+}
+
+
 @pytest.mark.parametrize("lengths", [(1000, 4000), (1, 37), (299, 5000)])
-def test_attention_model_ignores_batch_padding(lengths):
+@pytest.mark.parametrize("network", list(EVERY_NETWORK))
+def test_every_network_ignores_batch_padding(network, lengths):
     """A record's output is the same alone and zero-padded beside a longer one."""
     torch.manual_seed(0)
-    model = build_model(ATTENTION, 5).eval()
+    model = build_model(EVERY_NETWORK[network], 5).eval()
     short_n, long_n = lengths
     short, long = torch.randn(1, 12, short_n), torch.randn(1, 12, long_n)
     batch = torch.zeros(2, 12, long_n)
@@ -84,6 +83,62 @@ def test_attention_model_ignores_batch_padding(lengths):
         long_alone = model(long, torch.tensor([long_n]))
     torch.testing.assert_close(together[0], alone[0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(together[1], long_alone[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("network", list(EVERY_NETWORK))
+def test_a_record_scores_the_same_in_any_batch(network):
+    """In evaluation, the other records of a batch change nothing (no batch statistics, no padding)."""
+    torch.manual_seed(1)
+    model = build_model(EVERY_NETWORK[network], 4).eval()
+    records = torch.randn(3, 12, 1500)
+    lengths = torch.tensor([1500, 900, 1200])
+    people = torch.tensor([[0.6, 1, 1, 0], [0.3, 1, 0, 1], [0, 0, 0, 0]])
+    with torch.no_grad():
+        together = model(records, lengths, people)
+        for i in range(3):
+            alone = model(records[i:i + 1, :, :lengths[i]], lengths[i:i + 1], people[i:i + 1])
+            torch.testing.assert_close(together[i], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_batch_statistics_never_see_padding():
+    """In training, masked batch normalisation equals plain batch normalisation over the records' own samples."""
+    torch.manual_seed(2)
+    norm = MaskedBatchNorm(6).train()
+    x = torch.randn(2, 6, 50)
+    mask = torch.ones(2, 1, 50)
+    mask[0, :, 30:] = 0
+    x = x * mask
+    out = norm(x, mask)
+    inside = torch.cat([x[0, :, :30], x[1]], dim=1)[None]  # 1 x channels x (30 + 50) samples
+    reference = torch.nn.BatchNorm1d(6).train()
+    expected = reference(inside)[0]
+    torch.testing.assert_close(torch.cat([out[0, :, :30], out[1]], dim=1), expected, atol=1e-5, rtol=1e-5)
+    assert out[0, :, 30:].abs().sum() == 0
+    torch.testing.assert_close(norm.running_mean, reference.running_mean)
+    torch.testing.assert_close(norm.running_var, reference.running_var)
+
+
+def test_strong_stages_are_residual_with_squeeze_excitation():
+    for name in ("crnn se_residual", "attention se_residual", "se_resnet"):
+        model = build_model(EVERY_NETWORK[name], 3)
+        assert len(model.convolutions.stages) == 5 and count_convolutions(model) == 15
+        assert all(stage.residual and stage.excite is not None for stage in model.convolutions.stages)
+        assert [stage.entry.conv.out_channels for stage in model.convolutions.stages] == [32, 32, 64, 64, 64]
+    assert isinstance(build_model(EVERY_NETWORK["se_resnet"], 3), SEResNet)
+    crnn = build_model(EVERY_NETWORK["crnn se_residual"], 3)
+    assert crnn.features.out_features == 12  # still 12 features per window
+
+
+def test_age_and_sex_reach_the_output_when_used():
+    torch.manual_seed(3)
+    x, n = torch.randn(1, 12, 1000), torch.tensor([1000])
+    older, younger = torch.tensor([[0.8, 1, 1, 0]]), torch.tensor([[0.2, 1, 0, 1]])
+    with torch.no_grad():
+        used = build_model(EVERY_NETWORK["attention with age and sex"], 3).eval()
+        assert not torch.allclose(used(x, n, older), used(x, n, younger))
+        torch.testing.assert_close(used(x, n), used(x, n, torch.zeros(1, 4)))  # none given: all unknown
+        unused = build_model(ATTENTION, 3).eval()
+        torch.testing.assert_close(unused(x, n, older), unused(x, n, younger))
 
 
 def test_kernel_sizes_are_parameters_not_guessed_from_channels():

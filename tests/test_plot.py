@@ -103,7 +103,12 @@ def test_missing_leads_an_odd_rate_and_a_short_record_still_draw(tmp_path, model
     (tmp_path / "odd.hea").write_text("\n".join(lines + ["#Age: NaN", "#Sex: Unknown", "#Dx: 164889003"]) + "\n")
     figure = plot.record_figure(tmp_path / "odd.hea", model)
     traces = {line.get_gid(): line for axis in figure.axes for line in axis.get_lines()}
-    assert not traces["trace-aVF"].get_ydata().any() and traces["trace-II"].get_ydata().any()
+    assert not traces["trace-V3"].get_ydata().any() and traces["trace-II"].get_ydata().any()  # missing: flat
+    avf = traces["trace-aVF"]  # derived from I and II: II - I/2, half the common trace here
+    shown = np.round(avf.get_xdata() * fs).astype(int)
+    np.testing.assert_allclose(avf.get_ydata(), data[0, shown] / 1000 / 2, atol=1e-6)
+    labels = {text.get_gid(): text.get_text() for axis in figure.axes for text in axis.texts}
+    assert labels["label-aVF"] == "aVF (derived)" and labels["label-II"] == "II" and labels["label-V3"] == "V3"
     (shading,) = [image for axis in figure.axes for image in axis.get_images()]
     assert shading.get_extent()[:2] == pytest.approx([0, 6], abs=0.02)     # aligned with the 6 s of trace
     assert traces["trace-II-rhythm"].get_xdata()[-1] < 6

@@ -73,7 +73,7 @@ def test_cross_validated_thresholds_come_from_the_other_folds():
     truth = np.array([[c in d for c in classes] for d in dx])
     probabilities = np.clip(0.3 * truth + rng.uniform(0, 0.7, truth.shape), 0, 1)
     fold_of = np.arange(60) % 3
-    outputs = cross_validated_outputs(probabilities, dx, classes, "snomed", fold_of)
+    outputs = cross_validated_outputs(probabilities, dx, classes, "snomed", fold_of)[0]
     for fold in range(3):
         rest = fold_of != fold
         thresholds, _ = tune_thresholds(probabilities[rest], [d for d, r in zip(dx, rest) if r], classes, "snomed")

@@ -16,11 +16,13 @@ from cinc2020 import train
 from cinc2020.config import Config
 from cinc2020.data import load_training_set
 from cinc2020.inference import load_model
-from cinc2020.train import binary_cross_entropy, fit, masked_loss
+from cinc2020.train import binary_cross_entropy, fit, learning_rate, masked_loss
 
 pytestmark = pytest.mark.shared_data
 
-SETTINGS = {"epochs": 8, "min_positives": 1, "patience": 20}
+# The whole recipe's moving parts: a schedule, weight decay, clipping and augmentation must all resume exactly.
+SETTINGS = {"epochs": 8, "min_positives": 1, "patience": 20, "schedule": "cosine", "weight_decay": 0.01,
+            "gradient_clip": 1.0, "augment": True}
 
 
 def train_command(out, *extra):
@@ -77,6 +79,19 @@ def test_killed_run_keeps_the_old_model_and_resumes_to_the_same_result(tmp_path)
     ours = json.loads((interrupted / "model.json").read_text())["members"]
     theirs = json.loads((reference / "model.json").read_text())["members"]
     assert [h["val_loss"] for m in ours for h in m["history"]] == [h["val_loss"] for m in theirs for h in m["history"]]
+
+
+def test_learning_rate_warms_up_then_decays_to_zero():
+    config = Config(schedule="cosine", lr=1e-3, warmup_epochs=1.0, epochs=5)
+    rates = [learning_rate(step, 10, config) for step in range(50)]
+    np.testing.assert_allclose(rates[:10], np.arange(1, 11) * 1e-4)       # linear warm-up over the first epoch
+    assert rates[9] == max(rates) == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:]))             # then never rising
+    assert rates[30] == pytest.approx(0.5e-3)                              # half way through the decay
+    assert rates[-1] < 1e-5                                                # about zero at the end
+    assert {learning_rate(step, 10, Config(lr=2e-3)) for step in range(50)} == {2e-3}
+    with pytest.raises(ValueError, match="unknown schedule"):
+        learning_rate(0, 10, Config(schedule="step"))
 
 
 def test_resume_refuses_another_configuration(tmp_path):

@@ -1,0 +1,228 @@
+#!/usr/bin/env python
+"""Screen training changes one at a time on a fixed protocol (issue 15).
+
+    python experiments/screen_recipes.py WORK_DIR [--stop-after NAME]
+
+Protocol, fixed before any run: the 4,880 development records of the PTB-XL dev set
+(``compare_recipes.py``'s split: the 1,220 test records are never read), 3 folds drawn
+once (fold seed 0, shared by every run), at most ``EPOCHS`` epochs a fold, each fold's
+checkpoint chosen by validation loss on a stratified 20 % of its training part.
+Every run is scored out of fold: the Challenge metric with thresholds tuned on the
+other folds (the headline), macro AUROC, and the same thresholds applied to the
+held-out records seen through the 6 limb leads and through leads I and II alone
+(``augment.keep_leads``: the others zero, limb leads derived).
+
+The baseline (the shipped recipe: the attention network, mean removal, class
+weights, plain stages, constant learning rate) runs with ``SEEDS`` training seeds;
+their spread (largest minus smallest headline) is the noise a change must beat.
+The changes then run in order, each on top of the best recipe so far, and are kept
+only when their headline exceeds that recipe's by more than the spread (the
+augmentation, whose point is the reduced-lead scores, is kept when it lifts the
+I-and-II score by more than the spread and costs the 12-lead headline no more than
+it). ``ALTERNATIVES`` run last with every kept change. WORK_DIR keeps each run, so a
+rerun (or ``--resume`` of a killed one) computes only what is missing; the script
+then writes docs/screening.md and docs/screening.png. One process (not under torchrun).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cinc2020.augment import LEAD_SETS_2021, keep_leads, lead_mask  # noqa: E402
+from cinc2020.checkpoint import load as load_checkpoint  # noqa: E402
+from cinc2020.config import Config, config_from_environment  # noqa: E402
+from cinc2020.crossval import cross_validate  # noqa: E402
+from cinc2020.data import load_training_set  # noqa: E402
+from cinc2020.inference import load_model, predict_probabilities  # noqa: E402
+from cinc2020.scoring import score_predictions  # noqa: E402
+from cinc2020.thresholds import cross_validated_outputs  # noqa: E402
+from cinc2020.train import split, start_processes  # noqa: E402
+
+PTBXL = ROOT.parent / "shared" / "data" / "ptbxl"
+FOLDS, EPOCHS, FOLD_SEED = 3, 8, 0
+SEEDS = (0, 1)
+BASELINE = {"model": "cnn_attention"}
+STEPS = [  # (name, change, what it is)
+    ("schedule", {"schedule": "cosine", "weight_decay": 0.01, "gradient_clip": 1.0},
+     "warm-up and cosine learning rate, weight decay 0.01, gradient clipping at norm 1"),
+    ("se_residual", {"block": "se_residual", "conv_channels": [32, 32, 64, 64, 64]},
+     "SE-residual stages, wider (32-64 channels)"),
+    ("augment", {"augment": True}, "augmentation: random start, amplitude, wander, noise, lead dropout"),
+    ("bandpass", {"bandpass_hz": [0.5, 45.0]}, "0.5-45 Hz band-pass"),
+    ("demographics", {"demographics": True}, "age and sex as inputs"),
+    ("longer", {"epochs": 2 * EPOCHS}, f"a schedule of {2 * EPOCHS} epochs"),
+]
+ALTERNATIVES = [
+    ("crnn", {"model": "crnn", "normalisation": "std"}, "the sliding-window CRNN with every kept change"),
+    ("se_resnet_reference", {"model": "se_resnet", "block": "se_residual"},
+     "reference: a pure 1-D SE-ResNet with every kept change (never shipped)"),
+]
+REDUCED = {"6 limb leads": LEAD_SETS_2021["6 leads"], "I and II": LEAD_SETS_2021["2 leads"]}
+
+
+def run(work: Path, name: str, overrides: dict, processes) -> dict:
+    """Cross-validate one configuration (or read it back) and score it out of fold."""
+    saved = work / name / "predictions.npz"
+    config = config_from_environment(**{"epochs": EPOCHS, **overrides})
+    if not saved.exists():
+        data = load_training_set(PTBXL, config)
+        development, _ = split(data.labels, Config())
+        started = time.time()
+        oof = cross_validate(data, config, FOLDS, work / name, processes, resume=True, source=str(PTBXL),
+                             rows=development, label=f"{name}: ", fold_seed=FOLD_SEED)
+        reduced = {}
+        for lead_set, leads in REDUCED.items():
+            kept = lead_mask(leads)
+            probabilities = np.zeros_like(oof.probabilities)
+            for fold, model_dir in enumerate(oof.model_dirs):
+                rows = oof.rows[oof.fold_of == fold]
+                model = load_model(model_dir)
+                probabilities[oof.fold_of == fold] = predict_probabilities(
+                    model.networks[0], config, [keep_leads(data.signals[i], kept) for i in rows],
+                    data.demographics[rows], model.device)
+            reduced[lead_set] = probabilities
+        folds = [load_checkpoint(d).description for d in oof.model_dirs]
+        np.savez(saved, config=json.dumps(config.to_json()), classes=np.array(data.classes),
+                 dx=np.array([json.dumps(data.dx[i]) for i in oof.rows]), fold_of=oof.fold_of,
+                 oof=oof.probabilities, **{f"oof {k}": v for k, v in reduced.items()},
+                 folds=json.dumps([{"best_epoch": f["validation"]["epoch"], "epochs": len(f["history"]),
+                                    "reached_maximum": f.get("reached_maximum"),
+                                    "seconds_per_epoch": float(np.mean([h["seconds"] for h in f["history"]]))}
+                                   for f in folds]),
+                 minutes=(time.time() - started) / 60)
+    return score_run(saved)
+
+
+def score_run(path: Path) -> dict:
+    saved = np.load(path)
+    classes, fold_of = list(saved["classes"]), saved["fold_of"]
+    dx = [json.loads(d) for d in saved["dx"]]
+    reduced = [saved[f"oof {k}"] for k in REDUCED]
+    outputs = cross_validated_outputs(saved["oof"], dx, classes, "snomed", fold_of, reduced)
+    scores = [score_predictions(dx, classes, o, p, "snomed") for o, p in zip(outputs, [saved["oof"], *reduced])]
+    return {"config": json.loads(str(saved["config"])), "records": len(dx),
+            "challenge": scores[0].challenge_metric, "auroc": scores[0].auroc, "f_beta": scores[0].f_beta,
+            **{f"challenge {k}": s.challenge_metric for k, s in zip(REDUCED, scores[1:])},
+            **{f"auroc {k}": s.auroc for k, s in zip(REDUCED, scores[1:])},
+            "folds": json.loads(str(saved["folds"])), "minutes": float(saved["minutes"])}
+
+
+def kept_over(result: dict, best: dict, spread: float, name: str) -> bool:
+    if name == "augment":
+        return (result["challenge I and II"] - best["challenge I and II"] > spread
+                and best["challenge"] - result["challenge"] <= spread)
+    return result["challenge"] - best["challenge"] > spread
+
+
+def screen(work: Path, stop_after: str | None) -> list[dict]:
+    processes = start_processes()
+    rows = []
+
+    def record(name, what, overrides, parent, result, decision):
+        rows.append({"name": name, "what": what, "overrides": overrides, "parent": parent, "decision": decision,
+                     **result})
+        print(f"{name}: Challenge {result['challenge']:.3f}, AUROC {result['auroc']:.3f}, I and II "
+              f"{result['challenge I and II']:.3f}: {decision}", file=sys.stderr)
+        return name == stop_after
+
+    for seed in SEEDS:
+        name = "baseline" if seed == 0 else f"baseline_seed{seed}"
+        result = run(work, name, {**BASELINE, "seed": seed}, processes)
+        if record(name, f"the shipped recipe, training seed {seed}", {**BASELINE, "seed": seed}, None, result,
+                  "baseline"):
+            return rows
+    baselines = [r["challenge"] for r in rows]
+    spread = max(baselines) - min(baselines)
+    best_name, best_overrides, best = "baseline", dict(BASELINE), rows[0]
+    for name, change, what in STEPS:
+        overrides = {**best_overrides, **change}
+        result = run(work, name, overrides, processes)
+        keep = kept_over(result, best, spread, name)
+        decision = f"kept (over {best_name})" if keep else f"dropped (vs {best_name})"
+        stop = record(name, what, overrides, best_name, result, decision)
+        if keep:
+            best_name, best_overrides, best = name, overrides, result
+        if stop:
+            return rows
+    for name, change, what in ALTERNATIVES:
+        overrides = {**best_overrides, **change}
+        result = run(work, name, overrides, processes)
+        if record(name, what, overrides, best_name, result, f"alternative to {best_name}"):
+            return rows
+    return rows
+
+
+def write_report(rows: list[dict], path: Path) -> None:
+    baselines = [r["challenge"] for r in rows if r["decision"] == "baseline"]
+    lines = [
+        "# Screening the training changes of issue 15",
+        "",
+        "Written by `python experiments/screen_recipes.py WORK_DIR` (CPU, 2 cores). Protocol fixed before the "
+        f"runs: the **{rows[0]['records']:,} development records** of `../shared/data/ptbxl` (PTB-XL, 100 Hz, 10 s; "
+        "the 1,220 test records are not read), the same 3 folds for every run (fold seed 0), at most "
+        f"{EPOCHS} epochs a fold unless the row says otherwise, each fold's checkpoint chosen by validation loss "
+        "on 20 % of its training part. Scores are out of fold: the Challenge metric with thresholds tuned on the "
+        "other folds, macro AUROC, and the Challenge metric of the held-out records read through the 6 limb "
+        "leads or leads I and II alone (the other leads zero, limb leads derived) with those same 12-lead "
+        "thresholds.",
+        "",
+        f"The baseline ran with {len(baselines)} training seeds: spread {max(baselines) - min(baselines):.3f}. "
+        "Each change runs on top of the best recipe so far and is kept only if it beats it by more than the "
+        "spread (augmentation: if it lifts the I-and-II score by more than the spread at a 12-lead cost no larger).",
+        "",
+        "| run | what | on top of | Challenge | AUROC | 6 limb leads | I and II | best epochs | min | decision |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        epochs = ", ".join(f"{f['best_epoch']}/{f['epochs']}" for f in r["folds"])
+        lines.append(f"| {r['name']} | {r['what']} | {r['parent'] or '—'} | {r['challenge']:.3f} | {r['auroc']:.3f} "
+                     f"| {r['challenge 6 limb leads']:.3f} | {r['challenge I and II']:.3f} | {epochs} "
+                     f"| {r['minutes']:.0f} | {r['decision']} |")
+    lines += ["", "Best epochs: the epoch each fold's checkpoint came from, of the epochs it ran.", "",
+              "![Screening](screening.png)"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    y = np.arange(len(rows))
+    figure, axis = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.5))
+    for offset, key, label in ((-0.27, "challenge", "12 leads"), (0, "challenge 6 limb leads", "6 limb leads"),
+                               (0.27, "challenge I and II", "I and II")):
+        axis.barh(y + offset, [r[key] for r in rows], 0.27, label=label)
+    axis.set_yticks(y, [f"{r['name']} ({r['decision'].split(' ')[0]})" for r in rows], fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlabel("Challenge metric, out of fold (thresholds tuned on other folds, 12 leads)")
+    axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("work_dir", type=Path)
+    parser.add_argument("--stop-after", help="stop after this run (the rest another time)")
+    args = parser.parse_args(argv)
+    rows = screen(args.work_dir, args.stop_after)
+    docs = ROOT / "docs"
+    (args.work_dir / "screening.json").write_text(json.dumps(rows, indent=2))
+    write_report(rows, docs / "screening.md")
+    plot(rows, docs / "screening.png")
+    print((docs / "screening.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
