@@ -1,15 +1,16 @@
 """The Challenge's training entry point: train_12ECG_classifier(input_directory, output_directory)."""
 
 from cinc2020.config import config_from_environment
-from cinc2020.recipe import FOLDS, MODELS, STACKING, train_ensemble
+from cinc2020.recipe import FOLDS, MODELS, REFIT, STACKING, train_ensemble
 
 
 def train_12ECG_classifier(input_directory, output_directory, resume=False, models=None, folds=None,
-                           stacking=None, **overrides):
+                           stacking=None, refit=None, **overrides):
     """Train on the records of ``input_directory``; save the model in ``output_directory``.
 
     The recipe (cinc2020/recipe.py): ``folds``-fold cross-validation of each of
-    ``models``, their fold models ensembled, thresholds tuned out of fold, and a
+    ``models``, their fold models ensembled (or with ``refit``, one network per
+    architecture retrained on every record), thresholds tuned out of fold, and a
     stacking meta-classifier when there are two architectures and ``stacking``.
     Each network's configuration is the default one, changed by ``$CINC2020_CONFIG``
     (JSON, or a path to a JSON file) and then by keyword ``overrides``. With
@@ -17,4 +18,5 @@ def train_12ECG_classifier(input_directory, output_directory, resume=False, mode
     """
     configs = [config_from_environment(model=model, **overrides) for model in (models or MODELS)]
     return train_ensemble(input_directory, output_directory, configs, FOLDS if folds is None else folds,
-                          STACKING if stacking is None else stacking, resume=resume)
+                          STACKING if stacking is None else stacking, resume=resume,
+                          refit_all=REFIT if refit is None else refit)

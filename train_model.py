@@ -10,7 +10,7 @@ import os
 import sys
 
 from cinc2020.models import ARCHITECTURES
-from cinc2020.recipe import FOLDS, MODELS
+from cinc2020.recipe import FOLDS, MODELS, REFIT
 from train_12ECG_classifier import train_12ECG_classifier
 
 
@@ -25,6 +25,9 @@ def main(argv=None):
                                                   f"on a stratified 80 %% (default {FOLDS})")
     parser.add_argument("--stacking", action=argparse.BooleanOptionalAction,
                         help="with several architectures, fit a meta-classifier over them instead of averaging")
+    parser.add_argument("--refit", action=argparse.BooleanOptionalAction,
+                        help="ship one network per architecture retrained on every record for the cross-validated "
+                             f"schedule, not the fold models (default {'on' if REFIT else 'off'})")
     parser.add_argument("--class-weights", action=argparse.BooleanOptionalAction,
                         help="weigh rare classes' positive records up in the loss")
     parser.add_argument("--epochs", type=int, help="most epochs to train each model")
@@ -38,7 +41,7 @@ def main(argv=None):
     print("Running training code...")
     try:
         train_12ECG_classifier(args.input_directory, args.output_directory, resume=args.resume, models=args.model,
-                               folds=args.folds, stacking=args.stacking, labels=args.labels,
+                               folds=args.folds, stacking=args.stacking, refit=args.refit, labels=args.labels,
                                class_weights=args.class_weights, epochs=args.epochs, seed=args.seed)
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"train_model.py: {error}")

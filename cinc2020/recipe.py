@@ -1,7 +1,17 @@
 """The training recipe behind ``train_model.py``: k-fold cross-validation of each
-architecture, the fold models kept as an ensemble (mean of their probabilities),
-per-class decision thresholds tuned on the out-of-fold probabilities, and, with
-two architectures, a stacking meta-classifier over them.
+architecture, per-class decision thresholds tuned on the out-of-fold probabilities
+combined across architectures as the driver combines them (mean, or with two
+architectures and ``stacking`` a meta-classifier), and as the networks that ship
+either the fold models (an ensemble: the mean of their probabilities) or, with
+``refit``, one network per architecture retrained on every record for the
+cross-validated schedule (its last epoch kept: nothing is left to validate on).
+
+Refit networks see all the records, the fold models a share; the thresholds come
+from the fold models' out-of-fold probabilities either way, so for a refit (and
+for the mean over fold models, which no record sees out of fold) they are tuned on
+the outputs of close relatives of the shipped networks, not of those networks.
+The out-of-fold probabilities are saved beside the model (``OUT_OF_FOLD_FILE``)
+so that the thresholds can be checked.
 
 The defaults are the best recipe of the cross-validated comparison in docs/results.md
 (experiments/compare_recipes.py) that fits the inference budget: one network.
@@ -23,13 +33,16 @@ from .crossval import OutOfFold, cross_validate, report
 from .data import TrainingSet
 from .ensemble import cross_validated_stacking, fit_stacker, stacker_probabilities
 from .thresholds import tune_thresholds
-from .train import load_data, start_processes
+from .models import ARCHITECTURES
+from .train import fit, load_data, start_processes
 
 # The best recipe of one network, the most the inference budget (100 records/s on 2 cores) allows;
 # the two-architecture fold ensemble scores higher but runs at about 30 records/s (docs/results.md).
 MODELS = ("cnn_attention",)
 FOLDS = 1
 STACKING = False  # the meta-classifier lost to the plain mean in the comparison
+REFIT = False
+OUT_OF_FOLD_FILE = "out_of_fold.npz"
 WORK_FOLDER = "folds"        # inside the model folder while training: one model per architecture and fold
 CURVES_FOLDER = "training_curves"
 
@@ -49,19 +62,21 @@ def combined_out_of_fold(probabilities: list[np.ndarray], labels: np.ndarray, fo
     return cross_validated_stacking(probabilities, labels, fold_of), stacker
 
 
-def assemble(data: TrainingSet, configs: list[Config], oofs: list[OutOfFold],
-             stacking: bool) -> tuple[checkpoint.SavedModel, dict]:
-    """One saved model from cross-validated fold models: members, thresholds, stacker; and its scores."""
+def assemble(data: TrainingSet, configs: list[Config], oofs: list[OutOfFold], stacking: bool,
+             refits: list[Path] | None = None) -> tuple[checkpoint.SavedModel, dict]:
+    """One saved model from cross-validated fold models (or, given ``refits``, from one refit network per
+    architecture): members, thresholds, stacker; and its scores."""
     rows, fold_of = oofs[0].rows, oofs[0].fold_of
     if any(not (np.array_equal(o.rows, rows) and np.array_equal(o.fold_of, fold_of)) for o in oofs):
         raise ValueError("the architectures were cross-validated on different folds")
     members = []
-    for config, oof in zip(configs, oofs):
-        for fold, model_dir in enumerate(oof.model_dirs, start=1):
-            fold_model = checkpoint.load(model_dir)
-            trained = {k: fold_model.description[k] for k in ("training_data", "validation", "history",
-                                                              "positive_weights")}
-            members.append(checkpoint.Member(config, fold_model.members[0].state, {"fold": fold, **trained}))
+    for i, (config, oof) in enumerate(zip(configs, oofs)):
+        sources = [("all records", refits[i])] if refits else list(enumerate(oof.model_dirs, start=1))
+        for fold, model_dir in sources:
+            network = checkpoint.load(model_dir)
+            trained = {k: network.description.get(k) for k in ("training_data", "validation", "history",
+                                                           "positive_weights", "reached_maximum")}
+            members.append(checkpoint.Member(config, network.members[0].state, {"fold": fold, **trained}))
     labels = data.labels[rows]
     combined, stacker = combined_out_of_fold([o.probabilities for o in oofs], labels, fold_of, stacking)
     thresholds, _ = tune_thresholds(combined, [data.dx[i] for i in rows], data.classes, configs[0].labels)
@@ -70,25 +85,42 @@ def assemble(data: TrainingSet, configs: list[Config], oofs: list[OutOfFold],
         None if stacker is None else {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in stacker.items()},
         [c.model for c in configs] if stacker is not None else [])
     summary = {"recipe": {"models": [c.model for c in configs], "folds": len(oofs[0].model_dirs),
+                          "networks": "one per architecture, refit on every record" if refits else "the fold models",
                           "combination": "stacking" if stacker is not None else "mean"},
                "cross_validation": report(data, OutOfFold(rows, combined, fold_of, []), configs[0])}
     return saved, summary
 
 
 def save_model(model_dir: Path, saved: checkpoint.SavedModel, summary: dict, configs: list[Config],
-               oofs: list[OutOfFold]) -> None:
-    """The model, and beside it each fold model's training curves."""
+               oofs: list[OutOfFold], data: TrainingSet, refits: list[Path] | None = None) -> None:
+    """The model; beside it the out-of-fold probabilities its thresholds were tuned on and every trained
+    network's training curves."""
     checkpoint.save(model_dir, saved, **summary)
+    np.savez(model_dir / OUT_OF_FOLD_FILE, names=np.array(data.names)[oofs[0].rows], classes=np.array(data.classes),
+             fold=oofs[0].fold_of, models=np.array([c.model for c in configs]),
+             probabilities=np.stack([o.probabilities for o in oofs]))
     curves = model_dir / CURVES_FOLDER
     shutil.rmtree(curves, ignore_errors=True)
     curves.mkdir()
-    for config, oof in zip(configs, oofs):
+    for i, (config, oof) in enumerate(zip(configs, oofs)):
         for fold, fold_dir in enumerate(oof.model_dirs, start=1):
             shutil.copyfile(fold_dir / "training_curves.png", curves / f"{config.model}-fold{fold}.png")
+        if refits:
+            shutil.copyfile(refits[i] / "training_curves.png", curves / f"{config.model}-all-records.png")
+
+
+def refit(data: TrainingSet, config: Config, out_dir: Path, processes, resume: bool, source: str,
+          folds: int) -> Path:
+    """One network trained on every record for ``config.epochs`` epochs (a finished one is kept on resume);
+    its seed follows those of the ``folds`` fold models."""
+    if not (resume and (out_dir / checkpoint.MODEL_FILE).exists()):
+        fit(data, np.arange(len(data.names)), np.array([], dtype=np.int64), config, out_dir, processes, resume,
+            f"{source} (every record)", seed=(folds, list(ARCHITECTURES).index(config.model)))
+    return out_dir
 
 
 def train_ensemble(train_dir: str | Path, model_dir: str | Path, configs: list[Config], folds: int = FOLDS,
-                   stacking: bool = STACKING, resume: bool = False) -> dict:
+                   stacking: bool = STACKING, resume: bool = False, refit_all: bool = REFIT) -> dict:
     """Train the recipe on the records of ``train_dir``; save the model in ``model_dir``."""
     rank, world, run_on = start_processes()
     model_dir = Path(model_dir)
@@ -98,10 +130,12 @@ def train_ensemble(train_dir: str | Path, model_dir: str | Path, configs: list[C
     oofs = [cross_validate(data, config, folds, model_dir / WORK_FOLDER / config.model, (rank, world, run_on),
                            resume, str(train_dir), label=f"{config.model}: " if len(configs) > 1 else "")
             for data, config in zip(datasets, configs)]
+    refits = [refit(data, config, model_dir / WORK_FOLDER / config.model / "all", (rank, world, run_on), resume,
+                    str(train_dir), folds) for data, config in zip(datasets, configs)] if refit_all else None
     summary: dict = {}
     if rank == 0:  # the others have no out-of-fold predictions, and read nothing rank 0 wrote
-        saved, summary = assemble(datasets[0], configs, oofs, stacking)
-        save_model(model_dir, saved, summary, configs, oofs)
+        saved, summary = assemble(datasets[0], configs, oofs, stacking, refits)
+        save_model(model_dir, saved, summary, configs, oofs, datasets[0], refits)
         shutil.rmtree(model_dir / WORK_FOLDER, ignore_errors=True)
         scores = summary["cross_validation"]
         tuned = scores.get("tuned_thresholds", scores["thresholds_0.5"])

@@ -202,6 +202,20 @@ def standard_leads(data: np.ndarray, header: Header) -> np.ndarray:
     return derive_limb_leads(out, out.any(axis=1))
 
 
+def with_leads(data: np.ndarray, header_lines: list[str], leads) -> tuple[np.ndarray, list[str]]:
+    """The record as it would be stored with only ``leads`` (names): those signal rows and header lines."""
+    header = parse_header(header_lines)
+    wanted = {name.lower() for name in leads}
+    keep = [i for i, lead in enumerate(header.leads) if lead.name.lower() in wanted]
+    body = [i for i, line in enumerate(header_lines) if line.strip() and not line.strip().startswith("#")]
+    fields = header_lines[body[0]].split()
+    fields[1] = str(len(keep))
+    signal_lines = body[1:1 + len(header.leads)]
+    lines = [" ".join(fields) if i == body[0] else line for i, line in enumerate(header_lines)
+             if i not in signal_lines or signal_lines.index(i) in keep]
+    return np.asarray(data)[keep], lines
+
+
 def derive_limb_leads(signal: np.ndarray, present: np.ndarray) -> np.ndarray:
     """``signal`` (12 leads, standard order) with its missing limb leads computed from the present ones.
 

@@ -181,12 +181,13 @@ def agree(values: list[bool], world: int, run_on: torch.device) -> list[bool]:
 
 
 def describe(record: dict, scheme: str) -> str:
-    """One epoch's line: the scores of the model's label scheme."""
+    """One epoch's line: the validation scores of the model's label scheme (if it validates)."""
     keys = (("challenge_metric", "challenge"),) if scheme == "snomed" else (("g_beta", "G-beta"),)
-    scores = "  ".join(f"{name} {record[f'val_{key}']:.3f}"
-                       for key, name in keys + (("auroc", "AUROC"), ("f_beta", "F-beta")))
-    return (f"epoch {record['epoch']:3d}  train loss {record['train_loss']:.4f}  val loss {record['val_loss']:.4f}  "
-            f"{scores}  {record['seconds']:.0f}s")
+    line = f"epoch {record['epoch']:3d}  train loss {record['train_loss']:.4f}  "
+    if "val_loss" in record:
+        line += f"val loss {record['val_loss']:.4f}  " + "  ".join(
+            f"{name} {record[f'val_{key}']:.3f}" for key, name in keys + (("auroc", "AUROC"), ("f_beta", "F-beta")))
+    return line + f"  {record['seconds']:.0f}s"
 
 
 def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config: Config,
@@ -194,7 +195,7 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
         source: str = "", seed: tuple[int, ...] = ()) -> dict | None:
     """Train on ``train_rows``, keep the epoch with the lowest loss on ``val_rows``, save it in ``model_dir``.
 
-    Rank 0 validates and decides for every process which epoch is best and when
+    With no ``val_rows`` (a refit on every record), every epoch runs and the last is kept. Rank 0 validates and decides for every process which epoch is best and when
     to stop, and returns the model's description (other ranks: None). ``source``
     names the data for the description; ``seed`` (with ``config.seed``) seeds the
     initialisation, batch order and augmentation, so that each fold and
@@ -251,8 +252,11 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
         improved, failure = False, None
         if rank == 0:
             try:  # a failure here must reach the other ranks, or they would wait for rank 0 forever
-                scores = evaluate(model, data, val_rows, weights, config, run_on)
-                improved, stopped = stop_decision(epoch, scores["loss"], best, config.patience)
+                if len(val_rows):
+                    scores = evaluate(model, data, val_rows, weights, config, run_on)
+                    improved, stopped = stop_decision(epoch, scores["loss"], best, config.patience)
+                else:
+                    scores, improved = {}, math.isfinite(float(total[0]))
                 record = {"epoch": epoch, "train_loss": float(total[0] / total[1]),
                           **{f"val_{k}": v for k, v in scores.items()}, "seconds": time.time() - started,
                           "lr": optimiser.param_groups[0]["lr"], "stopped": stopped}
@@ -270,10 +274,10 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
         improved_once |= improved
         if stopped:
             log(f"no lower validation loss for {config.patience} epochs: stopping")
-    if not stopped:
+    if not stopped and len(val_rows):
         log(f"reached the maximum of {config.epochs} epochs; the lowest validation loss came at epoch {best['epoch']}")
     if not improved_once:
-        raise ValueError("the validation loss was never a finite number: training diverged "
+        raise ValueError("the loss was never a finite number: training diverged "
                          "(lower lr, or look for broken records)")
 
     summary = {
@@ -353,16 +357,22 @@ def plot_history(history: list[dict], best_epoch: int, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     epochs = [h["epoch"] for h in history]
+    validated = "val_loss" in history[0]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot(epochs, [h["train_loss"] for h in history], label="training")
-    left.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    if validated:
+        left.plot(epochs, [h["val_loss"] for h in history], label="validation")
     left.set(xlabel="epoch", ylabel="binary cross-entropy", title="Loss")
     left.legend()
-    for key, name in (("val_challenge_metric", "Challenge metric"), ("val_auroc", "macro AUROC"),
-                      ("val_f_beta", "F-beta")):
-        right.plot(epochs, [h[key] for h in history], label=name)
-    right.set(xlabel="epoch", title="Validation scores (thresholds 0.5)")
-    right.legend()
+    if validated:
+        for key, name in (("val_challenge_metric", "Challenge metric"), ("val_auroc", "macro AUROC"),
+                          ("val_f_beta", "F-beta")):
+            right.plot(epochs, [h[key] for h in history], label=name)
+        right.set(xlabel="epoch", title="Validation scores (thresholds 0.5)")
+        right.legend()
+    else:  # a refit on every record: nothing to validate on
+        right.plot(epochs, [h["lr"] for h in history])
+        right.set(xlabel="epoch", title="Learning rate at the end of each epoch")
     for axis in (left, right):
         axis.axvline(best_epoch, color="grey", linestyle=":", label="_kept")
     left.annotate(f"kept: epoch {best_epoch}", (best_epoch, 0.98), xycoords=("data", "axes fraction"),

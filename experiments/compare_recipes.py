@@ -190,7 +190,7 @@ def build_shipped_model(work: Path, rows: list[dict], context: dict, model_dir: 
     test = score(context["test_dx"], saved.classes, decide(run.test[0], np.array(saved.thresholds)), run.test[0])
     summary["test"] = {"records": context["records"]["test"], "source": "../shared/data/ptbxl, held out of every choice",
                        **test}
-    save_model(model_dir, saved, summary, [run.config], [oof])
+    save_model(model_dir, saved, summary, [run.config], [oof], data)
     return best, {**chosen, "test": test}
 
 

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES, ROOT, run_script
+from cinc2020.ensemble import combine
 from cinc2020.labels import CPSC_CLASSES
+from cinc2020.thresholds import tune_thresholds
 from cinc2020.scoring import evaluate_directories, find_pairs, read_dx, score_predictions
 
 QUICK = json.dumps({"epochs": 2, "min_positives": 1})
@@ -42,7 +44,7 @@ def test_training_writes_a_complete_model(snomed_model):
     """The ensemble recipe: both architectures, one model per fold, their mean, tuned thresholds."""
     folder, result = snomed_model
     names = {p.name for p in folder.iterdir()}
-    assert {"model.json", "training_curves"} <= names
+    assert {"model.json", "training_curves", "out_of_fold.npz"} <= names
     assert len([n for n in names if n.startswith("weights-") and n.endswith(".safetensors")]) == 1
     assert "folds" not in names  # the fold models and training states go once the model is saved
     document = json.loads((folder / "model.json").read_text())
@@ -53,7 +55,8 @@ def test_training_writes_a_complete_model(snomed_model):
     assert [m["config"]["normalisation"] for m in members] == ["std"] * 3 + ["mean"] * 3
     assert [m["config"]["class_weights"] for m in members] == [False] * 3 + [True] * 3
     assert "stacker" not in document
-    assert document["recipe"] == {"models": ["crnn", "cnn_attention"], "folds": 3, "combination": "mean"}
+    assert document["recipe"] == {"models": ["crnn", "cnn_attention"], "folds": 3, "networks": "the fold models",
+                                  "combination": "mean"}
     assert document["cross_validation"]["records"] == 12  # every record predicted out of fold once
     assert all(m["training_data"]["records"] == 12 for m in members) and "epoch   2" in result.stderr
     # codes outside the scored classes (e.g. Q0004's 164861001) are reported, not silently dropped
@@ -63,6 +66,38 @@ def test_training_writes_a_complete_model(snomed_model):
     assert sorted(p.name for p in (folder / "training_curves").iterdir()) == \
         sorted(f"{m}-fold{k}.png" for m in ("crnn", "cnn_attention") for k in (1, 2, 3))
     assert (folder / "training_curves" / "crnn-fold1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.shared_data
+def test_thresholds_are_tuned_on_the_out_of_fold_outputs_combined_as_the_driver_combines(snomed_model):
+    folder, _ = snomed_model
+    document = json.loads((folder / "model.json").read_text())
+    saved = np.load(folder / "out_of_fold.npz")
+    assert saved["models"].tolist() == ["crnn", "cnn_attention"] and sorted(saved["fold"].tolist()) == \
+        sorted([0, 1, 2] * 4)
+    combined = combine(saved["probabilities"], saved["models"].tolist())  # the driver's combination: mean
+    np.testing.assert_allclose(combined, saved["probabilities"].mean(axis=0))
+    dx = [read_dx(FIXTURES / "cinc_snomed" / f"{name}.hea") for name in saved["names"]]
+    thresholds, _ = tune_thresholds(combined, dx, document["classes"], "snomed")
+    assert thresholds.tolist() == document["thresholds"]
+
+
+@pytest.mark.shared_data
+def test_a_refit_ships_one_network_per_architecture_trained_on_every_record(tmp_path):
+    model = tmp_path / "model"
+    result = run_script(ROOT / "train_model.py", FIXTURES / "cinc_snomed", model, "--folds", "2", "--refit",
+                        "--model", "crnn", env={"CINC2020_CONFIG": json.dumps({"epochs": 2, "min_positives": 1,
+                                                                               "schedule": "cosine"})})
+    assert result.returncode == 0, result.stderr[-2000:]
+    document = json.loads((model / "model.json").read_text())
+    (member,) = document["members"]
+    assert member["fold"] == "all records" and member["training_data"]["train_records"] == 12
+    assert [sorted(h) for h in member["history"]] == [["epoch", "lr", "seconds", "stopped", "train_loss"]] * 2
+    assert member["validation"]["epoch"] == 2  # the last epoch: nothing to validate on
+    assert document["recipe"]["networks"] == "one per architecture, refit on every record"
+    assert document["cross_validation"]["records"] == 12 and document["cross_validation"]["folds"] == 2
+    assert sorted(p.name for p in (model / "training_curves").iterdir()) == \
+        ["crnn-all-records.png", "crnn-fold1.png", "crnn-fold2.png"]
 
 
 @pytest.mark.shared_data
@@ -151,3 +186,21 @@ def test_training_on_a_folder_without_labels_stops_clearly(tmp_path):
     result = run_script(ROOT / "train_model.py", tmp_path, tmp_path / "model")
     assert result.returncode != 0
     assert "no usable labelled record" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.shared_data
+def test_a_model_trains_and_classifies_at_500_hz(tmp_path):
+    """The sampling rate is a setting: at 500 Hz every time constant (windows, crops, shifts, wander, band
+    edges) keeps its length in seconds, and the driver reads records at their own rates into it."""
+    settings = {"epochs": 1, "min_positives": 1, "fs": 500, "augment": True, "bandpass_hz": [0.5, 45],
+                "schedule": "cosine", "train_crop_s": 8}
+    model = tmp_path / "model"
+    result = run_script(ROOT / "train_model.py", FIXTURES / "cinc_snomed", model, "--model", "crnn",
+                        env={"CINC2020_CONFIG": json.dumps(settings)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    (member,) = json.loads((model / "model.json").read_text())["members"]
+    assert member["config"]["fs"] == 500 and member["config"]["window_s"] == 3.0
+    outputs = tmp_path / "outputs"
+    result = run_script(ROOT / "driver.py", model, FIXTURES / "cinc_snomed", outputs)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(read_outputs(outputs)) == 12

@@ -6,7 +6,7 @@ from scipy.io import savemat
 
 from conftest import DATA, FIXTURES, SAMPLES
 from cinc2020.records import (STANDARD_LEADS, RecordError, parse_header, read_record, resample,
-                              standard_leads)
+                              standard_leads, with_leads)
 
 SNOMED = FIXTURES / "cinc_snomed"
 
@@ -140,22 +140,15 @@ def test_resampling_keeps_duration_and_waveform(fs_in):
     np.testing.assert_allclose(out[0, inner], np.sin(2 * np.pi * 2.0 * t_out)[inner], atol=0.02)
 
 
-def lead_subset(lines, data, leads):
-    """A record as an archive storing only ``leads`` would hold it: those rows, those header lines."""
-    header = parse_header(lines)
-    keep = [i for i, lead in enumerate(header.leads) if lead.name in leads]
-    fields = lines[0].split()
-    fields[1] = str(len(keep))
-    return [" ".join(fields)] + [lines[1 + i] for i in keep] + lines[1 + len(header.leads):], data[keep]
-
-
 @pytest.mark.parametrize("leads", [("I", "II", "V1", "V2", "V3", "V4", "V5", "V6"), ("I", "II"),
                                    ("III", "aVF", "V2"), ("aVR", "aVL")])
 def test_missing_limb_leads_are_derived_from_any_two(leads):
     """An 8-lead archive record (I, II, V1-V6), or any two limb leads, loses no limb-lead information."""
     data, lines = read_record(SAMPLES / "A0002.hea")
     full = standard_leads(data, parse_header(lines))
-    subset_lines, subset_data = lead_subset(lines, data, leads)
+    subset_data, subset_lines = with_leads(data, lines, leads)
+    assert parse_header(subset_lines).fs == 500 and [lead.name for lead in parse_header(subset_lines).leads] == \
+        [name for name in STANDARD_LEADS if name in leads] and subset_data.shape == (len(leads), 5000)
     derived = standard_leads(subset_data, parse_header(subset_lines))
     np.testing.assert_allclose(derived[:6], full[:6], atol=5e-3)  # stored to 1 uV: within 5 uV (solving from aVR and aVL amplifies rounding)
     for name in STANDARD_LEADS[6:]:

@@ -1,0 +1,78 @@
+"""How a model scores when leads are missing: the 2021 challenge's reduced-lead sets.
+
+    python -m cinc2020.lead_sets MODEL_DIR DATA_DIR [--limit N]
+
+Each record of DATA_DIR is read as it would be stored with only a set's leads (the
+header and the signal keep those leads alone: ``records.with_leads``) and classified
+exactly as the driver classifies it, with the model's own thresholds: never tuned
+per lead set. Prints, per lead set, the label scheme's headline score (Challenge
+metric, or F-beta for the cpsc scheme), macro AUROC and the ratio to 12 leads.
+Score records the model never trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .augment import LEAD_SETS_2021
+from .data import find_records
+from .inference import LoadedModel, classify, load_model
+from .records import RecordError, parse_header, read_record, with_leads
+from .scoring import score_predictions
+
+
+def score_lead_sets(model: LoadedModel, headers: list[Path]) -> dict[str, dict]:
+    """Per lead set: the headline score, macro AUROC and records scored (unreadable records are left out)."""
+    scheme = model.configs[0].labels
+    records = []
+    for path in headers:
+        try:
+            data, lines = read_record(path)
+            dx = parse_header(lines).dx
+        except RecordError as error:
+            print(f"warning: skipping {path.stem}: {error}", file=sys.stderr)
+            continue
+        if dx:
+            records.append((data, lines, dx))
+    if not records:
+        raise ValueError("no readable labelled record to score")
+    results = {}
+    for lead_set, leads in LEAD_SETS_2021.items():
+        outputs, probabilities = [], []
+        for data, lines, _ in tqdm(records, desc=lead_set, unit="rec", file=sys.stderr, leave=False):
+            labels, scores, _ = classify(*with_leads(data, lines, leads), model)
+            outputs.append(labels)
+            probabilities.append(scores)
+        scores = score_predictions([dx for *_, dx in records], model.classes, np.array(outputs),
+                                   np.array(probabilities), scheme)
+        headline = scores.challenge_metric if scheme == "snomed" else scores.f_beta
+        results[lead_set] = {"headline": headline, "auroc": scores.auroc, "records": len(records)}
+    for result in results.values():
+        result["of_12_leads"] = result["headline"] / results["12 leads"]["headline"]
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir")
+    parser.add_argument("data_dir")
+    parser.add_argument("--limit", type=int, help="score only the first N records (sorted by name)")
+    args = parser.parse_args(argv)
+    model = load_model(args.model_dir)
+    headers = find_records(args.data_dir)[: args.limit]
+    results = score_lead_sets(model, headers)
+    name = "Challenge metric" if model.configs[0].labels == "snomed" else "F-beta"
+    print(f"{args.model_dir} on {results['12 leads']['records']} records of {args.data_dir}, "
+          "thresholds of the model (not tuned per lead set):")
+    print(f"  {'lead set':10s} {name:>16s} {'AUROC':>7s} {'of 12 leads':>12s}")
+    for lead_set, result in results.items():
+        print(f"  {lead_set:10s} {result['headline']:16.3f} {result['auroc']:7.3f} {result['of_12_leads']:12.2f}")
+
+
+if __name__ == "__main__":
+    main()
