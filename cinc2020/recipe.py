@@ -36,7 +36,7 @@ from .thresholds import tune_thresholds
 from .models import ARCHITECTURES
 from .train import fit, load_data, start_processes
 
-# The best recipe of one network, the most the inference budget (100 records/s on 2 cores) allows;
+# The best recipe of one network, the most the inference budget of the time (100 records/s on 2 cores) allowed;
 # the two-architecture fold ensemble scores higher but runs at about 30 records/s (docs/results.md).
 MODELS = ("cnn_attention",)
 FOLDS = 1
