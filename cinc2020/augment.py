@@ -48,9 +48,11 @@ def random_crop(signal: np.ndarray, length: int, rng: np.random.Generator) -> np
 
 
 def augment(signal: np.ndarray, config: Config, rng: np.random.Generator) -> np.ndarray:
-    """One random variant of a clean training record (same leads, at most as long)."""
+    """One random variant of a clean training record (same leads, at most as long). Leads the record
+    lacks (zeros) stay zero, as they read at inference."""
     fs = config.fs
     leads, length = signal.shape
+    present = signal.any(axis=1, keepdims=True)
     shift = int(rng.integers(0, int(config.shift_s * fs) + 1))
     if length - shift >= fs:  # keep at least a second
         signal = signal[:, shift:]
@@ -63,6 +65,7 @@ def augment(signal: np.ndarray, config: Config, rng: np.random.Generator) -> np.
         signal = signal + rng.uniform(0, config.wander_mv, (leads, 1)) * np.sin(2 * np.pi * frequency * t + phase)
     if config.noise_sd > 0:
         signal = signal + config.noise_sd * signal.std(axis=1, keepdims=True) * rng.standard_normal((leads, length))
+    signal = np.where(present, signal, 0)
     if rng.random() < config.lead_dropout:
         reduced = list(LEAD_SETS_2021.values())[1:]
         choice = int(rng.integers(0, len(reduced) + 1))  # one more than the sets: a random subset

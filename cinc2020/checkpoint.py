@@ -33,7 +33,7 @@ from .config import Config
 
 MODEL_FILE = "model.json"
 WEIGHTS_NAME = re.compile(r"^weights-[0-9a-f]{16}\.safetensors$")
-FORMAT = 2
+FORMAT = 3  # 3: the shared convolution stack's tensor names (format 2 models need retraining)
 MEMBER_PREFIX = "member{}."
 STACKER_PREFIX = "stacker."
 
@@ -174,7 +174,10 @@ def load(model_dir: str | Path) -> SavedModel:
 
 def _check_model_document(document: dict, path: Path) -> None:
     if document.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a model description of format {FORMAT}")
+        older = isinstance(document.get("format"), int) and document["format"] < FORMAT
+        raise ModelFileError(f"{path}: not a model description of format {FORMAT}"
+                             + (f" (it is format {document['format']}, written by an older version of this code: "
+                                "retrain it)" if older else ""))
     for key in ("members", "classes", "thresholds"):
         if key not in document:
             raise ModelFileError(f"{path}: missing '{key}'")

@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, fields
 @dataclass
 class Config:
     # What the model reads and speaks.
-    model: str = "crnn"          # "crnn": the sliding-window CRNN; "cnn_attention": CNN + BiGRU + attention
+    model: str = "crnn"          # "crnn": the sliding-window CRNN; "cnn_attention": CNN + BiGRU + attention;
+                                 # "se_resnet": a pure SE-ResNet, a reference for comparisons
     labels: str = "snomed"       # "snomed" (official phase) or "cpsc" (unofficial phase's 9 text classes)
     # 100 Hz keeps the diagnostic band of rhythm and morphology (below 40 Hz), is the rate of
     # the PTB-XL development records, and makes a 30-minute record 180,000 samples.
@@ -55,7 +56,7 @@ class Config:
     scale_sd: float = 0.1        # amplitude: each lead times exp(N(0, scale_sd))
     noise_sd: float = 0.02       # white noise, in units of the lead's SD
     wander_mv: float = 0.1       # baseline wander: amplitude of a slow sinusoid (0.05-0.5 Hz), in mV
-    shift_s: float = 0.5         # the record starts up to this much later (zeros before it)
+    shift_s: float = 0.5         # the record starts up to this much later (its first samples dropped)
     lead_dropout: float = 0.3    # chance that a record keeps only one of the 2021 lead sets or a random subset
     # Preprocessing: a zero-phase Butterworth band-pass (low, high Hz; high is capped below fs/2), or None.
     bandpass_hz: tuple[float, float] | None = None

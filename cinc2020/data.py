@@ -49,6 +49,8 @@ def bandpass(signal: np.ndarray, fs: float, low_hz: float, high_hz: float) -> np
     """Zero-phase 2nd-order Butterworth band-pass; the upper edge is kept below 0.9 fs/2 (none above it)."""
     from scipy.signal import butter, sosfiltfilt
 
+    if not 0 < low_hz < high_hz:
+        raise ValueError(f"band-pass edges must satisfy 0 < low < high, not {low_hz}, {high_hz}")
     high_hz = min(high_hz, 0.45 * fs)
     if signal.shape[1] <= 15:  # too short for the filter's edge padding: unfiltered
         return signal
@@ -111,7 +113,7 @@ def model_classes(dx_lists: list[list[str]], config: Config) -> list[str]:
     return [c for c in scored if counts[c] >= config.min_positives]
 
 
-PREPROCESSING_VERSION = 3  # change whenever clean() would give other numbers for the same record
+PREPROCESSING_VERSION = 3  # change whenever clean() or demographic_inputs() would give other numbers for the same record
 
 
 def cache_root() -> Path:

@@ -53,7 +53,8 @@ def score_lead_sets(model: LoadedModel, headers: list[Path]) -> dict[str, dict]:
         headline = scores.challenge_metric if scheme == "snomed" else scores.f_beta
         results[lead_set] = {"headline": headline, "auroc": scores.auroc, "records": len(records)}
     for result in results.values():
-        result["of_12_leads"] = result["headline"] / results["12 leads"]["headline"]
+        full = results["12 leads"]["headline"]
+        result["of_12_leads"] = result["headline"] / full if full > 0 else float("nan")
     return results
 
 

@@ -1,7 +1,7 @@
 """The networks. Each takes a batch of signals (batch x 12 leads x samples, zero-padded
 on the right) with each record's true length in samples, and returns one logit per class.
 
-Both designs share one convolutional stack (``ConvolutionStack``): five stages of three
+Every network shares one convolutional stack (``ConvolutionStack``): five stages of three
 convolutions, one stage per ``Config.conv_channels`` entry, each stage after the first
 halving the time axis. ``Config.block`` chooses the stage:
 
@@ -21,7 +21,9 @@ window goes through the stack and a global average pooling that leaves
 ``features_per_window`` (12) numbers; a bidirectional GRU reads the sequence of
 windows, and its two final states go through leaky ReLU, batch normalisation and a
 dense layer whose sigmoid gives the class probabilities. Only a record's own
-windows are computed (the last may run into padding, which is masked).
+windows are computed (the last may run into padding, which is masked). Dropout
+follows the whole stack, as in the attention network (the CRNN once had it after
+each stage).
 
 CNNAttentionGRU, the attention design: the stack runs over the whole record; a
 bidirectional GRU reads the resulting sequence, and an attention layer pools its
@@ -241,7 +243,7 @@ class CRNN(nn.Module):
             signals = nn.functional.pad(signals, (0, needed - signals.shape[-1]))
         windows = signals[..., :needed].unfold(-1, self.window, self.hop).transpose(1, 2)  # batch, windows, leads, samples
         starts = torch.arange(longest, device=signals.device) * self.hop
-        real = starts[None, :] < lengths[:, None]  # the record's own windows; the others are never computed
+        real = torch.arange(longest, device=signals.device)[None, :] < counts[:, None]  # the others are never computed
         window_lengths = (lengths[:, None] - starts[None, :]).clamp(max=self.window)[real]
         x, _, mask = self.convolutions(windows[real], window_lengths)
         features = torch.zeros(len(signals), longest, self.gru.input_size, device=signals.device)

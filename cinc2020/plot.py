@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.signal import butter, find_peaks, sosfiltfilt  # noqa: E402
 
-from .data import preprocessing  # noqa: E402
+from .data import demographic_inputs, normalise, preprocessing  # noqa: E402
 from .inference import LoadedModel, decide, load_model  # noqa: E402
 from .labels import representative  # noqa: E402
 from .records import STANDARD_LEADS, RecordError, parse_header, read_record, standard_leads  # noqa: E402
@@ -73,25 +73,27 @@ def reading(model: LoadedModel, data: np.ndarray, header_lines: list[str],
     The saliency is |gradient x input| of the top classes' summed combined probability,
     summed over leads, at the first member's sampling rate, scaled to a peak of 1.
     """
-    inputs = {key: torch.tensor(signal[None], device=model.device, requires_grad=True)
-              for key, signal in model.preparations(data, header_lines).items()}
+    cleaned = model.preparations(data, header_lines)  # each preprocessing once, each member's normalisation
+    inputs = [torch.tensor(normalise(cleaned[preprocessing(c)], c.normalisation)[None], device=model.device,
+                           requires_grad=True) for c in model.configs]
+    header = parse_header(header_lines)
+    person = torch.from_numpy(demographic_inputs(header.age, header.sex)[None]).to(model.device)
     member_probabilities = []
     with torch.backends.cudnn.flags(enabled=False):  # cuDNN's GRU has no backward in eval mode
-        for network, config in zip(model.networks, model.configs):
+        for network, x in zip(model.networks, inputs):
             network.eval()
-            x = inputs[preprocessing(config)]
-            member_probabilities.append(torch.sigmoid(network(x, torch.tensor([x.shape[-1]]))[0]))
+            member_probabilities.append(torch.sigmoid(network(x, torch.tensor([x.shape[-1]]), person)[0]))
         combined = combine_differentiably(model, torch.stack(member_probabilities))
         probabilities = combined.detach().double().cpu().numpy()
         predicted = np.flatnonzero(decide(probabilities, model.thresholds)[0])
         chosen = sorted(predicted, key=lambda j: -probabilities[j])[:top]
         combined[chosen].sum().backward()
     fs = model.configs[0].fs
-    length = inputs[preprocessing(model.configs[0])].shape[-1]
+    length = inputs[0].shape[-1]
     saliency = np.zeros(length)
-    for (rate, _), x in inputs.items():
+    for config, x in zip(model.configs, inputs):
         contribution = (x.grad * x).abs().sum(dim=1)[0].detach().cpu().numpy()
-        saliency += np.interp(np.arange(length) / fs, np.arange(len(contribution)) / rate, contribution)
+        saliency += np.interp(np.arange(length) / fs, np.arange(len(contribution)) / config.fs, contribution)
     window = max(1, int(0.2 * fs))  # a fifth of a second: about a QRS complex
     saliency = np.convolve(saliency, np.ones(window) / window, mode="same")
     return probabilities, [int(j) for j in chosen], saliency / max(saliency.max(), 1e-12), fs
@@ -156,7 +158,7 @@ def record_figure(path: Path, model: LoadedModel, start: float = 0.0):
     data, header_lines = read_record(path)
     header = parse_header(header_lines)
     signal = standard_leads(data, header)  # 12 x samples, mV; missing limb leads derived from two others
-    recorded = {lead.name.lower() for lead in header.leads}
+    recorded = {lead.name.lower() for lead, row in zip(header.leads, data) if np.ptp(row) > 0}
     fs = header.fs
     duration = signal.shape[1] / fs
     start = min(max(0.0, start), max(0.0, duration - SHOWN_S))

@@ -34,7 +34,7 @@ from .data import TrainingSet
 from .ensemble import cross_validated_stacking, fit_stacker, stacker_probabilities
 from .thresholds import tune_thresholds
 from .models import ARCHITECTURES
-from .train import fit, load_data, start_processes
+from .train import fit, load_data, resume_mismatch, start_processes
 
 # The best recipe of one network, the most the inference budget of the time (100 records/s on 2 cores) allowed;
 # the two-architecture fold ensemble scores higher but runs at about 30 records/s (docs/results.md).
@@ -113,7 +113,10 @@ def refit(data: TrainingSet, config: Config, out_dir: Path, processes, resume: b
           folds: int) -> Path:
     """One network trained on every record for ``config.epochs`` epochs (a finished one is kept on resume);
     its seed follows those of the ``folds`` fold models."""
-    if not (resume and (out_dir / checkpoint.MODEL_FILE).exists()):
+    if resume and (out_dir / checkpoint.MODEL_FILE).exists():
+        if checkpoint.load(out_dir).members[0].config != config:
+            raise resume_mismatch(out_dir)
+    else:
         fit(data, np.arange(len(data.names)), np.array([], dtype=np.int64), config, out_dir, processes, resume,
             f"{source} (every record)", seed=(folds, list(ARCHITECTURES).index(config.model)))
     return out_dir
@@ -122,6 +125,9 @@ def refit(data: TrainingSet, config: Config, out_dir: Path, processes, resume: b
 def train_ensemble(train_dir: str | Path, model_dir: str | Path, configs: list[Config], folds: int = FOLDS,
                    stacking: bool = STACKING, resume: bool = False, refit_all: bool = REFIT) -> dict:
     """Train the recipe on the records of ``train_dir``; save the model in ``model_dir``."""
+    if refit_all and any(c.schedule == "constant" for c in configs):
+        raise ValueError("a refit keeps its last epoch, so it needs a schedule that ends: "
+                         "set schedule to \"cosine\" (or train without --refit)")
     rank, world, run_on = start_processes()
     model_dir = Path(model_dir)
     datasets = [load_data(train_dir, config) for config in configs]

@@ -175,8 +175,8 @@ def standard_leads(data: np.ndarray, header: Header) -> np.ndarray:
 
     Leads are matched by name, so any order works; a record whose header and
     data disagree on the lead count, or that names no standard lead, is refused.
-    A limb lead the record lacks, or stores as zeros, is derived from two others
-    (``derive_limb_leads``).
+    A limb lead the record lacks, or stores as a constant (zeros), is derived from
+    two others (``derive_limb_leads``).
     """
     data = np.asarray(data)
     if data.ndim != 2:
@@ -199,7 +199,7 @@ def standard_leads(data: np.ndarray, header: Header) -> np.ndarray:
     if found == 0:
         names = ", ".join(lead.name for lead in header.leads)
         raise RecordError(f"no standard lead among {names}")
-    return derive_limb_leads(out, out.any(axis=1))
+    return derive_limb_leads(out, np.ptp(out, axis=1) > 0)  # a constant lead (zeros, or an offset) is missing
 
 
 def with_leads(data: np.ndarray, header_lines: list[str], leads) -> tuple[np.ndarray, list[str]]:

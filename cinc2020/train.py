@@ -39,6 +39,18 @@ from .scoring import score_predictions
 
 RESUME_FOLDER = "resume"  # inside the model folder: the state after the last completed epoch
 STATE_FILE = "state.json"
+STATE_VERSION = 2  # states of another version (other random streams, other tensor names) are not resumed
+# The random streams of a training run, each drawn afresh every epoch from the seed (``random_stream``), so that
+# a resumed run needs no saved generator to draw what an uninterrupted one would.
+INITIAL_WEIGHTS, BATCH_ORDER, AUGMENTATION, DROPOUT = range(4)
+
+
+def random_stream(seed: list[int], stream: int, *where: int) -> np.random.Generator:
+    """An independent generator for ``stream`` (at epoch, rank: ``where``) of the run seeded by ``seed``.
+
+    The seed's length leads its entropy: numpy pads entropy with zeros, which would make [s] and [s, 0] alike.
+    """
+    return np.random.default_rng(np.random.SeedSequence([len(seed), *seed], spawn_key=(stream, *where)))
 
 
 def binary_cross_entropy(labels: np.ndarray, probabilities: np.ndarray, weights: np.ndarray,
@@ -116,7 +128,7 @@ def learning_rate(step: int, steps_per_epoch: int, config: Config) -> float:
         raise ValueError(f"unknown schedule {config.schedule!r}: use 'constant' or 'cosine'")
     warmup, total = config.warmup_epochs * steps_per_epoch, config.epochs * steps_per_epoch
     if step < warmup:
-        return config.lr * (step + 1) / warmup
+        return config.lr * min(1.0, (step + 1) / warmup)
     return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(total - warmup, 1))))
 
 
@@ -204,9 +216,7 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
     rank, world, run_on = processes
     log = (lambda text: print(text, file=sys.stderr)) if rank == 0 else (lambda text: None)
     seed = [config.seed, *seed]
-    torch.manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
-    order_rng = np.random.default_rng(seed)                    # batch order: the same in every process
-    augment_rng = np.random.default_rng([*seed, rank])         # crops and augmentation: each process its own
+    torch.manual_seed(int(random_stream(seed, INITIAL_WEIGHTS).integers(2**63)))
     log(f"{len(data.names)} records ({len(data.skipped)} skipped), {len(data.classes)} classes; "
         f"{len(train_rows)} for training, {len(val_rows)} for validation; "
         f"{world} process(es) on {run_on.type}")
@@ -224,8 +234,7 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
     best_state, best = None, {"loss": math.inf, "epoch": 0}
     state_dir = Path(model_dir) / RESUME_FOLDER
     if resume and (state_dir / STATE_FILE).exists():
-        history, best, best_state = restore_state(state_dir, config, data, model, optimiser, scaler,
-                                                  order_rng, augment_rng, rank)
+        history, best, best_state = restore_state(state_dir, config, data, model, optimiser, scaler)
         log(f"resuming after epoch {len(history)} of {state_dir}")
 
     weights = positive_weights(data.labels[train_rows], data.mask[train_rows], config)
@@ -238,12 +247,13 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
         if stopped:
             break
         started = time.time()
-        batches = duration_batches(lengths, config.batch_size, order_rng)
+        batches = duration_batches(lengths, config.batch_size, random_stream(seed, BATCH_ORDER, epoch))  # alike in every process
+        torch.manual_seed(int(random_stream(seed, DROPOUT, epoch, rank).integers(2**63)))
         if len(batches) < world:
             raise ValueError(f"{len(batches)} batches cannot feed {world} processes: lower batch_size")
         mine = batches[: len(batches) - len(batches) % world][rank::world]  # equal shares keep DDP in step
         total = train_epoch(network, optimiser, scaler, data, [train_rows[b] for b in mine], weights_tensor,
-                            config, augment_rng, run_on, (epoch - 1) * len(mine), len(mine),
+                            config, random_stream(seed, AUGMENTATION, epoch, rank), run_on, (epoch - 1) * len(mine), len(mine),
                             f"epoch {epoch}/{config.epochs}", rank == 0)
         if world > 1:
             total = total.to(run_on)
@@ -264,8 +274,7 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
                 log(describe(record, config.labels) + ("  *" if improved else ""))
                 if improved:
                     best, best_state = {**scores, "epoch": epoch}, copy.deepcopy(model.state_dict())
-                save_state(state_dir, config, data, model, optimiser, scaler, order_rng, augment_rng,
-                           history, best, best_state)
+                save_state(state_dir, config, data, model, optimiser, scaler, history, best, best_state)
             except Exception as error:
                 failure = error
         improved, stopped, failed = agree([improved, stopped, failure is not None], world, run_on)
@@ -307,18 +316,16 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
 
 
 def save_state(state_dir: Path, config: Config, data: TrainingSet, model: nn.Module, optimiser, scaler,
-               order_rng: np.random.Generator, augment_rng: np.random.Generator,
                history: list[dict], best: dict, best_state: dict | None) -> None:
-    """Everything needed to continue training exactly where it stands."""
+    """Everything needed to continue training exactly where it stands (the random streams start afresh
+    each epoch from the seed, and the schedule's step follows from the epoch)."""
     optimiser_state = optimiser.state_dict()
     tensors = {f"network.{k}": v for k, v in model.state_dict().items()}
     tensors |= {f"best.{k}": v for k, v in (best_state or {}).items()}  # none before a finite validation loss
     tensors |= {f"optimiser.{index}.{key}": value for index, entry in optimiser_state["state"].items()
                 for key, value in entry.items()}
-    tensors["torch_rng"] = torch.get_rng_state()
-    document = {"config": config.to_json(), "records": data.names, "history": history, "best": best,
-                "order_rng": order_rng.bit_generator.state, "augment_rng": augment_rng.bit_generator.state,
-                "optimiser_groups": optimiser_state["param_groups"], "scaler": scaler.state_dict()}
+    document = {"version": STATE_VERSION, "config": config.to_json(), "records": data.names, "history": history,
+                "best": best, "optimiser_groups": optimiser_state["param_groups"], "scaler": scaler.state_dict()}
     checkpoint.write_document(state_dir, STATE_FILE, document, tensors)
 
 
@@ -328,10 +335,11 @@ def resume_mismatch(saved: Path) -> ValueError:
                       "resume with the same ones, or start afresh without --resume")
 
 
-def restore_state(state_dir: Path, config: Config, data: TrainingSet, model: nn.Module, optimiser, scaler,
-                  order_rng: np.random.Generator, augment_rng: np.random.Generator,
-                  rank: int) -> tuple[list[dict], dict, dict | None]:
+def restore_state(state_dir: Path, config: Config, data: TrainingSet, model: nn.Module, optimiser,
+                  scaler) -> tuple[list[dict], dict, dict | None]:
     document, tensors = checkpoint.read_document(state_dir, STATE_FILE)
+    if document.get("version") != STATE_VERSION:
+        raise ValueError(f"{state_dir} was saved by another version of this code: start afresh without --resume")
     if Config.from_json(document["config"]) != config or document["records"] != data.names:
         raise resume_mismatch(state_dir)
     model.load_state_dict({k[len("network."):]: v for k, v in tensors.items() if k.startswith("network.")})
@@ -344,10 +352,6 @@ def restore_state(state_dir: Path, config: Config, data: TrainingSet, model: nn.
     optimiser.load_state_dict({"state": state, "param_groups": document["optimiser_groups"]})
     if document["scaler"]:
         scaler.load_state_dict(document["scaler"])
-    torch.set_rng_state(tensors["torch_rng"])
-    order_rng.bit_generator.state = document["order_rng"]
-    if rank == 0:  # only rank 0's augmentation stream was saved; the others restart theirs
-        augment_rng.bit_generator.state = document["augment_rng"]
     return document["history"], document["best"], best_state
 
 

@@ -73,6 +73,8 @@ def run(work: Path, name: str, overrides: dict, processes) -> dict:
     """Cross-validate one configuration (or read it back) and score it out of fold."""
     saved = work / name / "predictions.npz"
     config = config_from_environment(**{"epochs": EPOCHS, **overrides})
+    if saved.exists() and Config.from_json(json.loads(str(np.load(saved)["config"]))) != config:
+        raise ValueError(f"{saved} was run with another configuration: move it away to rerun {name}")
     if not saved.exists():
         data = load_training_set(PTBXL, config)
         development, _ = split(data.labels, Config())

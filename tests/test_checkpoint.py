@@ -91,14 +91,14 @@ def test_tampered_description_names_the_file(saved):
     (folder / "model.json").write_text("{not json")
     with pytest.raises(ModelFileError, match="model.json: not valid JSON"):
         load_model(folder)
-    (folder / "model.json").write_text(json.dumps({"format": 2, "members": [{"config": {"model": "crnn", "evil": 1}}],
+    (folder / "model.json").write_text(json.dumps({"format": 3, "members": [{"config": {"model": "crnn", "evil": 1}}],
                                                    "classes": CLASSES, "thresholds": [0.5] * 3}))
     with pytest.raises(ModelFileError, match="unknown configuration keys: evil"):
         load_model(folder)
     (folder / "model.json").write_text(json.dumps({"format": 1, "config": {}, "classes": CLASSES}))
-    with pytest.raises(ModelFileError, match="not a model description of format 2"):
+    with pytest.raises(ModelFileError, match="not a model description of format 3 \\(it is format 1, written by an older version"):
         load_model(folder)
-    (folder / "model.json").write_text(json.dumps({"format": 2, "members": [], "classes": CLASSES,
+    (folder / "model.json").write_text(json.dumps({"format": 3, "members": [], "classes": CLASSES,
                                                    "thresholds": [0.5] * 3}))
     with pytest.raises(ModelFileError, match="at least one network"):
         load_model(folder)

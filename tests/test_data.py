@@ -20,11 +20,14 @@ def test_prepare_gives_normalised_leads_at_model_rate():
 
 
 @pytest.mark.shared_data
-def test_flat_lead_stays_zero():
+def test_flat_lead_stays_zero_unless_it_is_a_limb_lead():
     data, lines = read_record(FIXTURES / "cinc_snomed" / "A0002.hea")
-    data[3] = 7.0
+    data[8] = 7.0  # V3: a constant, as a disconnected lead reads
     signal = prepare(data, lines, Config())
-    assert np.all(signal[3] == 0) and np.isfinite(signal).all()
+    assert np.all(signal[8] == 0) and np.isfinite(signal).all()
+    data[3] = 7.0  # aVR: derived from the other limb leads instead
+    centred = prepare(data, lines, Config(normalisation="mean"))
+    np.testing.assert_allclose(centred[3], -(centred[0] + centred[1]) / 2, atol=2e-3)
 
 
 @pytest.mark.shared_data

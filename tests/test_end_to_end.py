@@ -98,6 +98,9 @@ def test_a_refit_ships_one_network_per_architecture_trained_on_every_record(tmp_
     assert document["cross_validation"]["records"] == 12 and document["cross_validation"]["folds"] == 2
     assert sorted(p.name for p in (model / "training_curves").iterdir()) == \
         ["crnn-all-records.png", "crnn-fold1.png", "crnn-fold2.png"]
+    refused = run_script(ROOT / "train_model.py", FIXTURES / "cinc_snomed", tmp_path / "constant", "--refit",
+                         env={"CINC2020_CONFIG": json.dumps({"epochs": 2, "schedule": "constant"})})
+    assert refused.returncode != 0 and "needs a schedule that ends" in refused.stderr
 
 
 @pytest.mark.shared_data

@@ -67,12 +67,27 @@ EVERY_NETWORK = {
 }
 
 
+def as_if_trained(model):
+    """Random biases, batch-norm scales and running statistics, as training leaves them: a fresh model's
+    zero biases and unit statistics could hide a padding leak."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (torch.nn.Conv1d, torch.nn.Linear)) and module.bias is not None:
+                module.bias.normal_(0, 0.5)
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.normal_(0, 0.5)
+                module.running_mean.normal_(0, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
 @pytest.mark.parametrize("lengths", [(1000, 4000), (1, 37), (299, 5000)])
 @pytest.mark.parametrize("network", list(EVERY_NETWORK))
 def test_every_network_ignores_batch_padding(network, lengths):
     """A record's output is the same alone and zero-padded beside a longer one."""
     torch.manual_seed(0)
-    model = build_model(EVERY_NETWORK[network], 5).eval()
+    model = as_if_trained(build_model(EVERY_NETWORK[network], 5))
     short_n, long_n = lengths
     short, long = torch.randn(1, 12, short_n), torch.randn(1, 12, long_n)
     batch = torch.zeros(2, 12, long_n)
@@ -89,7 +104,7 @@ def test_every_network_ignores_batch_padding(network, lengths):
 def test_a_record_scores_the_same_in_any_batch(network):
     """In evaluation, the other records of a batch change nothing (no batch statistics, no padding)."""
     torch.manual_seed(1)
-    model = build_model(EVERY_NETWORK[network], 4).eval()
+    model = as_if_trained(build_model(EVERY_NETWORK[network], 4))
     records = torch.randn(3, 12, 1500)
     lengths = torch.tensor([1500, 900, 1200])
     people = torch.tensor([[0.6, 1, 1, 0], [0.3, 1, 0, 1], [0, 0, 0, 0]])
@@ -116,6 +131,16 @@ def test_batch_statistics_never_see_padding():
     assert out[0, :, 30:].abs().sum() == 0
     torch.testing.assert_close(norm.running_mean, reference.running_mean)
     torch.testing.assert_close(norm.running_var, reference.running_var)
+
+
+def test_the_crnn_computes_a_records_own_windows_only():
+    """A 10 s record at 100 Hz is 6 windows of 3 s with a 1.5 s hop; the stack runs on those 6 alone."""
+    model = build_model(EVERY_NETWORK["crnn se_residual"], 3).eval()
+    seen = []
+    model.convolutions.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape[0]))
+    with torch.no_grad():
+        model(torch.randn(2, 12, 4000), torch.tensor([1000, 4000]))
+    assert seen == [n_windows(1000, 300, 150) + n_windows(4000, 300, 150)] == [6 + 26]
 
 
 def test_strong_stages_are_residual_with_squeeze_excitation():

@@ -16,7 +16,8 @@ from cinc2020 import train
 from cinc2020.config import Config
 from cinc2020.data import load_training_set
 from cinc2020.inference import load_model
-from cinc2020.train import binary_cross_entropy, fit, learning_rate, masked_loss
+from cinc2020.train import (AUGMENTATION, BATCH_ORDER, DROPOUT, INITIAL_WEIGHTS, binary_cross_entropy, fit,
+                            learning_rate, masked_loss, random_stream)
 
 pytestmark = pytest.mark.shared_data
 
@@ -92,6 +93,24 @@ def test_learning_rate_warms_up_then_decays_to_zero():
     assert {learning_rate(step, 10, Config(lr=2e-3)) for step in range(50)} == {2e-3}
     with pytest.raises(ValueError, match="unknown schedule"):
         learning_rate(0, 10, Config(schedule="step"))
+
+
+def test_a_fractional_warm_up_never_overshoots_the_peak():
+    config = Config(schedule="cosine", lr=1e-3, warmup_epochs=1.5, epochs=4)
+    assert max(learning_rate(step, 1, config) for step in range(4)) == pytest.approx(1e-3)
+
+
+def test_every_random_stream_is_its_own():
+    """Batch order, augmentation (per rank), dropout and the initial weights never share draws, and each
+    epoch's are drawn afresh from the seed alone (which is what lets a resumed run match)."""
+    seed = [0, 1, 2]
+    draws = {(stream, *where): random_stream(seed, stream, *where).random(4).tolist()
+             for stream, where in [(INITIAL_WEIGHTS, ()), (BATCH_ORDER, (1,)), (BATCH_ORDER, (2,)),
+                                   (AUGMENTATION, (1, 0)), (AUGMENTATION, (1, 1)), (DROPOUT, (1, 0))]}
+    assert len({tuple(d) for d in draws.values()}) == len(draws)
+    assert random_stream(seed, AUGMENTATION, 1, 0).random(4).tolist() == draws[(AUGMENTATION, 1, 0)]
+    assert random_stream([0, 1, 2, 0], AUGMENTATION, 1, 0).random(4).tolist() != draws[(AUGMENTATION, 1, 0)]
+    assert random_stream([0], BATCH_ORDER, 1).random(4).tolist() != random_stream([0, 0], BATCH_ORDER, 1).random(4).tolist()
 
 
 def test_resume_refuses_another_configuration(tmp_path):
