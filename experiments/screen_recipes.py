@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Screen training changes one at a time on a fixed protocol (issue 15).
 
-    python experiments/screen_recipes.py WORK_DIR [--stop-after NAME]
+    python experiments/screen_recipes.py WORK_DIR [--stop-after NAME] [--report-only]
 
 Protocol, fixed before any run: the 4,880 development records of the PTB-XL dev set
 (``compare_recipes.py``'s split: the 1,220 test records are never read), 3 folds drawn
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -59,6 +60,7 @@ STEPS = [  # (name, change, what it is)
     ("augment", {"augment": True}, "augmentation: random start, amplitude, wander, noise, lead dropout"),
     ("bandpass", {"bandpass_hz": [0.5, 45.0]}, "0.5-45 Hz band-pass"),
     ("demographics", {"demographics": True}, "age and sex as inputs"),
+    ("crop", {"train_crop_s": 5.0}, "5-s random training crops (whole records at inference)"),
     ("longer", {"epochs": 2 * EPOCHS}, f"a schedule of {2 * EPOCHS} epochs"),
 ]
 ALTERNATIVES = [
@@ -66,18 +68,24 @@ ALTERNATIVES = [
     ("se_resnet_reference", {"model": "se_resnet", "block": "se_residual"},
      "reference: a pure 1-D SE-ResNet with every kept change (never shipped)"),
 ]
+EARLY_COMMIT = "a709a32"  # the runs saved before the commit was recorded ran this commit's code
 REDUCED = {"6 limb leads": LEAD_SETS_2021["6 leads"], "I and II": LEAD_SETS_2021["2 leads"]}
 
 
-def run(work: Path, name: str, overrides: dict, processes) -> dict:
-    """Cross-validate one configuration (or read it back) and score it out of fold."""
+def run(work: Path, name: str, overrides: dict, processes, report_only: bool = False) -> dict | None:
+    """Cross-validate one configuration (or read it back) and score it out of fold; None when it has not
+    run and ``report_only`` says not to run it."""
     saved = work / name / "predictions.npz"
     config = config_from_environment(**{"epochs": EPOCHS, **overrides})
     if saved.exists() and Config.from_json(json.loads(str(np.load(saved)["config"]))) != config:
         raise ValueError(f"{saved} was run with another configuration: move it away to rerun {name}")
+    if not saved.exists() and report_only:
+        return None
     if not saved.exists():
         data = load_training_set(PTBXL, config)
         development, _ = split(data.labels, Config())
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip()
         started = time.time()
         oof = cross_validate(data, config, FOLDS, work / name, processes, resume=True, source=str(PTBXL),
                              rows=development, label=f"{name}: ", fold_seed=FOLD_SEED)
@@ -93,7 +101,7 @@ def run(work: Path, name: str, overrides: dict, processes) -> dict:
                     data.demographics[rows], model.device)
             reduced[lead_set] = probabilities
         folds = [load_checkpoint(d).description for d in oof.model_dirs]
-        np.savez(saved, config=json.dumps(config.to_json()), classes=np.array(data.classes),
+        np.savez(saved, config=json.dumps(config.to_json()), commit=commit, classes=np.array(data.classes),
                  dx=np.array([json.dumps(data.dx[i]) for i in oof.rows]), fold_of=oof.fold_of,
                  oof=oof.probabilities, **{f"oof {k}": v for k, v in reduced.items()},
                  folds=json.dumps([{"best_epoch": f["validation"]["epoch"], "epochs": len(f["history"]),
@@ -115,7 +123,8 @@ def score_run(path: Path) -> dict:
             "challenge": scores[0].challenge_metric, "auroc": scores[0].auroc, "f_beta": scores[0].f_beta,
             **{f"challenge {k}": s.challenge_metric for k, s in zip(REDUCED, scores[1:])},
             **{f"auroc {k}": s.auroc for k, s in zip(REDUCED, scores[1:])},
-            "folds": json.loads(str(saved["folds"])), "minutes": float(saved["minutes"])}
+            "folds": json.loads(str(saved["folds"])), "minutes": float(saved["minutes"]),
+            "commit": str(saved["commit"]) if "commit" in saved else EARLY_COMMIT}
 
 
 def kept_over(result: dict, best: dict, spread: float, name: str) -> bool:
@@ -125,11 +134,14 @@ def kept_over(result: dict, best: dict, spread: float, name: str) -> bool:
     return result["challenge"] - best["challenge"] > spread
 
 
-def screen(work: Path, stop_after: str | None) -> list[dict]:
+def screen(work: Path, stop_after: str | None, report_only: bool = False) -> list[dict]:
+    """Every run in order, trained where missing (``report_only``: up to the first missing one)."""
     processes = start_processes()
     rows = []
 
     def record(name, what, overrides, parent, result, decision):
+        if result is None:  # not run yet: the report ends here
+            return True
         rows.append({"name": name, "what": what, "overrides": overrides, "parent": parent, "decision": decision,
                      **result})
         print(f"{name}: Challenge {result['challenge']:.3f}, AUROC {result['auroc']:.3f}, I and II "
@@ -138,17 +150,19 @@ def screen(work: Path, stop_after: str | None) -> list[dict]:
 
     for seed in SEEDS:
         name = "baseline" if seed == 0 else f"baseline_seed{seed}"
-        result = run(work, name, {**BASELINE, "seed": seed}, processes)
+        result = run(work, name, {**BASELINE, "seed": seed}, processes, report_only)
         if record(name, f"the shipped recipe, training seed {seed}", {**BASELINE, "seed": seed}, None, result,
                   "baseline"):
             return rows
+    if len(rows) < len(SEEDS):
+        return rows
     baselines = [r["challenge"] for r in rows]
     spread = max(baselines) - min(baselines)
     best_name, best_overrides, best = "baseline", dict(BASELINE), rows[0]
     for name, change, what in STEPS:
         overrides = {**best_overrides, **change}
-        result = run(work, name, overrides, processes)
-        keep = kept_over(result, best, spread, name)
+        result = run(work, name, overrides, processes, report_only)
+        keep = result is not None and kept_over(result, best, spread, name)
         decision = f"kept (over {best_name})" if keep else f"dropped (vs {best_name})"
         stop = record(name, what, overrides, best_name, result, decision)
         if keep:
@@ -157,7 +171,7 @@ def screen(work: Path, stop_after: str | None) -> list[dict]:
             return rows
     for name, change, what in ALTERNATIVES:
         overrides = {**best_overrides, **change}
-        result = run(work, name, overrides, processes)
+        result = run(work, name, overrides, processes, report_only)
         if record(name, what, overrides, best_name, result, f"alternative to {best_name}"):
             return rows
     return rows
@@ -181,14 +195,18 @@ def write_report(rows: list[dict], path: Path) -> None:
         "Each change runs on top of the best recipe so far and is kept only if it beats it by more than the "
         "spread (augmentation: if it lifts the I-and-II score by more than the spread at a 12-lead cost no larger).",
         "",
-        "| run | what | on top of | Challenge | AUROC | 6 limb leads | I and II | best epochs | min | decision |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"Runs of commit {EARLY_COMMIT} drew their random streams from one generator per purpose; later code draws "
+        "them afresh each epoch from the seed (for a run, the effect is that of another seed). Minutes are wall "
+        "time, which includes any pauses of the run (tests run beside it were given the machine).",
+        "",
+        "| run | what | on top of | Challenge | AUROC | 6 limb leads | I and II | best epochs | min | code | decision |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         epochs = ", ".join(f"{f['best_epoch']}/{f['epochs']}" for f in r["folds"])
         lines.append(f"| {r['name']} | {r['what']} | {r['parent'] or '—'} | {r['challenge']:.3f} | {r['auroc']:.3f} "
                      f"| {r['challenge 6 limb leads']:.3f} | {r['challenge I and II']:.3f} | {epochs} "
-                     f"| {r['minutes']:.0f} | {r['decision']} |")
+                     f"| {r['minutes']:.0f} | {r['commit']} | {r['decision']} |")
     lines += ["", "Best epochs: the epoch each fold's checkpoint came from, of the epochs it ran.", "",
               "![Screening](screening.png)"]
     path.write_text("\n".join(lines) + "\n")
@@ -217,8 +235,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("work_dir", type=Path)
     parser.add_argument("--stop-after", help="stop after this run (the rest another time)")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: report the runs made so far")
     args = parser.parse_args(argv)
-    rows = screen(args.work_dir, args.stop_after)
+    rows = screen(args.work_dir, args.stop_after, args.report_only)
     docs = ROOT / "docs"
     (args.work_dir / "screening.json").write_text(json.dumps(rows, indent=2))
     write_report(rows, docs / "screening.md")
