@@ -23,6 +23,7 @@ class Config:
     # Architecture.
     block: str = "plain"         # "plain": three convolutions a stage; "se_residual": residual with squeeze-excitation
     conv_channels: tuple[int, ...] = (16, 32, 32, 48, 48)  # one entry per stage of three convolutions
+    stage_strides: tuple[int, ...] = (1, 2, 2, 2, 2)       # each stage's first convolution's stride
     first_kernel_size: int = 7   # the convolution that reads the leads sees a little more context
     kernel_size: int = 5         # every other convolution
     features_per_window: int = 12
@@ -63,6 +64,9 @@ class Config:
     seed: int = 0
 
     def __post_init__(self):
+        if len(self.stage_strides) != len(self.conv_channels):
+            raise ValueError(f"stage_strides needs one stride per stage ({len(self.conv_channels)}), "
+                             f"not {len(self.stage_strides)}")
         if self.records_without_class is None:
             self.records_without_class = "skip" if self.labels == "cpsc" else "negative"
 
@@ -76,7 +80,7 @@ class Config:
         if unknown:
             raise ValueError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
         values = dict(data)
-        for key in ("conv_channels", "bandpass_hz"):
+        for key in ("conv_channels", "stage_strides", "bandpass_hz"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
         return cls(**values)

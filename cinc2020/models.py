@@ -2,8 +2,9 @@
 on the right) with each record's true length in samples, and returns one logit per class.
 
 Every network shares one convolutional stack (``ConvolutionStack``): five stages of three
-convolutions, one stage per ``Config.conv_channels`` entry, each stage after the first
-halving the time axis. ``Config.block`` chooses the stage:
+convolutions, one stage per ``Config.conv_channels`` entry, each stage's first convolution
+striding by its ``Config.stage_strides`` entry (by default every stage after the first
+halves the time axis). ``Config.block`` chooses the stage:
 
 - ``"plain"``: three convolutions with leaky ReLU, as the source abstracts describe
   (the CRNN's without batch normalisation, the attention network's with it);
@@ -188,11 +189,11 @@ class ConvolutionStack(nn.Module):
             raise ValueError(f"unknown block {config.block!r}: use 'plain' or 'se_residual'")
         self.stages = nn.ModuleList()
         channels_in = N_LEADS
-        for position, channels in enumerate(config.conv_channels):
+        for position, (channels, stride) in enumerate(zip(config.conv_channels, config.stage_strides)):
             last = position == len(config.conv_channels) - 1
             self.stages.append(Stage(
                 channels_in, channels, config.first_kernel_size if position == 0 else config.kernel_size,
-                config.kernel_size, 1 if position == 0 else 2, config.block == "se_residual", normalise,
+                config.kernel_size, stride, config.block == "se_residual", normalise,
                 last_channels if last and config.block == "plain" else None))
             channels_in = channels
         self.channels = last_channels if last_channels and config.block == "plain" else channels_in

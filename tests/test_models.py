@@ -192,3 +192,14 @@ def test_records_without_class_follow_the_label_scheme(monkeypatch):
     assert config_from_environment().records_without_class == "negative"
     assert config_from_environment(labels="cpsc", records_without_class="negative").records_without_class == "negative"
     assert Config.from_json(Config(labels="cpsc").to_json()).records_without_class == "skip"
+
+
+def test_stage_strides_set_how_fast_the_stack_shrinks_time():
+    x, n = torch.randn(1, 12, 1000), torch.tensor([1000])
+    for strides, steps in (((1, 2, 2, 2, 2), 63), ((2, 2, 2, 2, 2), 32)):
+        model = build_model(Config(model="cnn_attention", stage_strides=strides), 3).eval()
+        with torch.no_grad():
+            _, lengths, _ = model.convolutions(x, n)
+        assert lengths.tolist() == [steps]
+    with pytest.raises(ValueError, match="one stride per stage"):
+        Config(stage_strides=(1, 2))
