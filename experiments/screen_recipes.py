@@ -193,7 +193,8 @@ def write_report(rows: list[dict], path: Path) -> None:
         "on 20 % of its training part. Scores are out of fold: the Challenge metric with thresholds tuned on the "
         "other folds, macro AUROC, and the Challenge metric of the held-out records read through the 6 limb "
         "leads or leads I and II alone (the other leads zero, limb leads derived) with those same 12-lead "
-        "thresholds.",
+        "thresholds. The two reduced columns agree by construction: I and II determine the other four limb "
+        "leads, so both reach the network as the same six leads.",
         "",
         f"The baseline ran with {len(baselines)} training seeds: spread {max(baselines) - min(baselines):.3f}. "
         "Each change runs on top of the best recipe so far and is kept only if it beats it by more than the "
