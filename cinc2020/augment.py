@@ -7,8 +7,9 @@ lead), white noise, and lead dropout. Lead dropout keeps one of the 2021 challen
 lead sets (``LEAD_SETS_2021``) or a random subset, zeroes the other leads, and derives
 the limb leads from the kept ones exactly as a record read with those leads alone
 would be (``records.derive_limb_leads``), so one 12-lead model learns what each lead
-set looks like at inference. Every random draw comes from the generator passed in,
-which the training state saves, so a resumed run draws what an uninterrupted one would.
+set looks like at inference. Every random draw comes from the generator passed in
+(``train.random_stream``: drawn afresh each epoch from the seed, so a resumed run draws
+what an uninterrupted one would).
 """
 
 from __future__ import annotations
