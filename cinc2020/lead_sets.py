@@ -27,7 +27,8 @@ from .scoring import score_predictions
 
 
 def score_lead_sets(model: LoadedModel, headers: list[Path]) -> dict[str, dict]:
-    """Per lead set: the headline score, macro AUROC and records scored (unreadable records are left out)."""
+    """Per lead set: the headline score, macro AUROC, F-beta, G-beta and records scored (unreadable records are
+    left out)."""
     scheme = model.configs[0].labels
     records = []
     for path in headers:
@@ -51,7 +52,8 @@ def score_lead_sets(model: LoadedModel, headers: list[Path]) -> dict[str, dict]:
         scores = score_predictions([dx for *_, dx in records], model.classes, np.array(outputs),
                                    np.array(probabilities), scheme)
         headline = scores.challenge_metric if scheme == "snomed" else scores.f_beta
-        results[lead_set] = {"headline": headline, "auroc": scores.auroc, "records": len(records)}
+        results[lead_set] = {"headline": headline, "auroc": scores.auroc, "f_beta": scores.f_beta,
+                             "g_beta": scores.g_beta, "records": len(records)}
     for result in results.values():
         full = results["12 leads"]["headline"]
         result["of_12_leads"] = result["headline"] / full if full > 0 else float("nan")

@@ -6,7 +6,7 @@
 Since Normal means a normal ECG, about 2,500 PTB-XL records (sinus rhythm beside
 an axis deviation, an infarct, a T-wave change...) carry none of the 9 CPSC classes.
 Both policies are cross-validated on the same development records as
-experiments/compare_recipes.py (the 1,220 test records stay unseen), with the same
+experiments/evaluate_recipe.py (the 1,220 test records stay unseen), with the same
 folds, and scored on the same records: those with at least one CPSC class, as in
 CPSC 2018's test set. "negative" adds the others to every fold's training records.
 Writes the results page (docs/cpsc_scheme.md) and WORK_DIR/cpsc_unlabelled.json; WORK_DIR keeps
@@ -48,7 +48,7 @@ def main(argv=None):
     official = load_training_set(PTBXL, replace(config, labels="snomed"))
     if data.names != official.names:
         raise SystemExit("the two label schemes kept different records")
-    development, _ = split(official.labels, config)  # compare_recipes.py's development records
+    development, _ = split(official.labels, config)  # evaluate_recipe.py's development records
     with_class = development[data.labels[development].any(axis=1)]
     without_class = development[~data.labels[development].any(axis=1)]
     print(f"{len(development)} development records: {len(with_class)} with a CPSC class, "

@@ -4,7 +4,7 @@
     python experiments/screen_recipes.py WORK_DIR [--stop-after NAME] [--report-only]
 
 Protocol, fixed before any run: the 4,880 development records of the PTB-XL dev set
-(``compare_recipes.py``'s split: the 1,220 test records are never read), 3 folds drawn
+(``evaluate_recipe.py``'s split: the 1,220 test records are never read), 3 folds drawn
 once (fold seed 0, shared by every run), at most ``EPOCHS`` epochs a fold, each fold's
 checkpoint chosen by validation loss on a stratified 20 % of its training part.
 Every run is scored out of fold: the Challenge metric with thresholds tuned on the
@@ -59,13 +59,13 @@ STEPS = [  # (name, change, what it is)
      "SE-residual stages, wider (32-64 channels)"),
     ("augment", {"augment": True}, "augmentation: random start, amplitude, wander, noise, lead dropout"),
     ("stride", {"stage_strides": [2, 2, 2, 2, 2]}, "the first stage halves time too: half the cost, 3.1 steps a second"),
-    ("bandpass", {"bandpass_hz": [0.5, 45.0]}, "0.5-45 Hz band-pass"),
-    ("demographics", {"demographics": True}, "age and sex as inputs"),
-    ("crop", {"train_crop_s": 5.0}, "5-s random training crops (whole records at inference)"),
     ("longer", {"epochs": 2 * EPOCHS}, f"{2 * EPOCHS} epochs"),
     # Added after "schedule" lost at 8 epochs, before any later run: a schedule decays the rate early in a
     # short run, so it is tried again over the longer one.
     ("longer_schedule", {**SCHEDULE, "epochs": 2 * EPOCHS}, f"the schedule again, over {2 * EPOCHS} epochs"),
+    ("bandpass", {"bandpass_hz": [0.5, 45.0]}, "0.5-45 Hz band-pass"),
+    ("demographics", {"demographics": True}, "age and sex as inputs"),
+    ("crop", {"train_crop_s": 5.0}, "5-s random training crops (whole records at inference)"),
 ]
 ALTERNATIVES = [
     ("crnn", {"model": "crnn", "normalisation": "std"}, "the sliding-window CRNN with every kept change"),
