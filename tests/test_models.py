@@ -4,7 +4,9 @@ import torch
 from cinc2020.config import Config, config_from_environment
 from cinc2020.models import CRNN, CNNAttentionGRU, MaskedBatchNorm, SEResNet, build_model, n_windows
 
-CONFIG = Config()
+# The source designs' plain stages (15 layers, the first at full rate); the defaults are the screened SE stages.
+PLAIN = dict(block="plain", conv_channels=(16, 32, 32, 48, 48), stage_strides=(1, 2, 2, 2, 2))
+CONFIG = Config(**PLAIN)
 
 
 def count_convolutions(model):
@@ -39,7 +41,7 @@ def test_unknown_architecture_is_refused():
         build_model(Config(model="transformer"), 3)
 
 
-ATTENTION = Config(model="cnn_attention", normalisation="mean")
+ATTENTION = Config(model="cnn_attention", normalisation="mean", **PLAIN)
 
 
 def test_attention_model_follows_the_design():
@@ -58,7 +60,7 @@ def test_choosing_the_attention_model_brings_its_defaults(monkeypatch):
     assert config_from_environment(model="cnn_attention").class_weights and not config_from_environment().class_weights
 
 
-STRONG = dict(block="se_residual", conv_channels=(32, 32, 64, 64, 64))
+STRONG = dict(block="se_residual", conv_channels=(32, 32, 64, 64, 64), stage_strides=(2, 2, 2, 2, 2))
 EVERY_NETWORK = {
     "crnn": CONFIG, "crnn se_residual": Config(**STRONG),
     "attention": ATTENTION, "attention se_residual": Config(model="cnn_attention", **STRONG),
