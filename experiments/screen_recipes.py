@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cinc2020.augment import LEAD_SETS_2021, keep_leads, lead_mask  # noqa: E402
-from cinc2020.checkpoint import load as load_checkpoint  # noqa: E402
+from cinc2020.checkpoint import MODEL_FILE, load as load_checkpoint  # noqa: E402
 from cinc2020.config import Config, config_from_environment  # noqa: E402
 from cinc2020.crossval import cross_validate  # noqa: E402
 from cinc2020.data import load_training_set  # noqa: E402
@@ -148,6 +148,37 @@ def score_run(path: Path) -> dict:
             "commit": str(saved["commit"]) if "commit" in saved else EARLY_COMMIT}
 
 
+def first_folds(work: Path, run: dict) -> dict | None:
+    """An unfinished run's finished folds set beside its parent on the records those folds held out: macro
+    AUROC, and the Challenge metric with thresholds tuned on the parent's other folds for both (the run has
+    no other folds to tune its own on). None when no fold has finished."""
+    folds = [k for k in range(FOLDS) if (work / run["name"] / f"fold{k + 1}" / MODEL_FILE).exists()]
+    if not folds:
+        return None
+    config = replace(config_from_environment(**{"epochs": EPOCHS, **run["overrides"]}),
+                     **{k: v for k, v in run["overrides"].items() if v is None})
+    data = load_training_set(PTBXL, config)
+    development, _ = split(data.labels, Config())
+    parent = np.load(work / run["parent"] / "predictions.npz")
+    classes, fold_of = list(parent["classes"]), parent["fold_of"]
+    dx = [json.loads(d) for d in parent["dx"]]
+    held_out = np.isin(fold_of, folds)
+    ours = np.zeros_like(parent["oof"])
+    for k in folds:
+        model = load_model(work / run["name"] / f"fold{k + 1}")
+        rows = development[fold_of == k]
+        ours[fold_of == k] = predict_probabilities(model.networks[0], config, data.signals.subset(rows),
+                                                   data.demographics[rows], model.device)
+    theirs_outputs, ours_outputs = cross_validated_outputs(parent["oof"], dx, classes, "snomed", fold_of, [ours])
+    chosen_dx = [d for d, h in zip(dx, held_out) if h]
+    scores = {who: score_predictions(chosen_dx, classes, outputs[held_out], probabilities[held_out], "snomed")
+              for who, outputs, probabilities in (("run", ours_outputs, ours),
+                                                  ("parent", theirs_outputs, parent["oof"]))}
+    return {**run, "folds": [k + 1 for k in folds], "records": int(held_out.sum()),
+            **{f"{who} {metric}": getattr(score, metric) for who, score in scores.items()
+               for metric in ("challenge_metric", "auroc")}}
+
+
 def kept_over(result: dict, best: dict, spread: float, name: str) -> bool:
     if name in SPEED_CHANGES:  # kept for what they save when they cost no more than the spread
         return best["challenge"] - result["challenge"] <= spread
@@ -157,13 +188,16 @@ def kept_over(result: dict, best: dict, spread: float, name: str) -> bool:
     return result["challenge"] - best["challenge"] > spread
 
 
-def screen(work: Path, stop_after: str | None, report_only: bool = False) -> list[dict]:
-    """Every run in order, trained where missing (``report_only``: up to the first missing one)."""
+def screen(work: Path, stop_after: str | None, report_only: bool = False) -> tuple[list[dict], dict | None]:
+    """Every run in order, trained where missing (``report_only``: up to the first missing one); and the
+    first run not finished, if any (its name, what it is, overrides and parent)."""
     processes = start_processes()
     rows = []
+    unfinished = []
 
     def record(name, what, overrides, parent, result, decision):
         if result is None:  # not run yet: the report ends here
+            unfinished.append({"name": name, "what": what, "overrides": overrides, "parent": parent})
             return True
         rows.append({"name": name, "what": what, "overrides": overrides, "parent": parent, "decision": decision,
                      **result})
@@ -171,14 +205,17 @@ def screen(work: Path, stop_after: str | None, report_only: bool = False) -> lis
               f"{result['challenge I and II']:.3f}: {decision}", file=sys.stderr)
         return name == stop_after
 
+    def outcome():
+        return rows, (unfinished[0] if unfinished else None)
+
     for seed in SEEDS:
         name = "baseline" if seed == 0 else f"baseline_seed{seed}"
         result = run(work, name, {**BASELINE, "seed": seed}, processes, report_only)
         if record(name, f"the shipped recipe, training seed {seed}", {**BASELINE, "seed": seed}, None, result,
                   "baseline"):
-            return rows
+            return outcome()
     if len(rows) < len(SEEDS):
-        return rows
+        return outcome()
     baselines = [r["challenge"] for r in rows]
     spread = max(baselines) - min(baselines)
     best_name, best_overrides, best = "baseline", dict(BASELINE), rows[0]
@@ -193,16 +230,16 @@ def screen(work: Path, stop_after: str | None, report_only: bool = False) -> lis
         if keep:
             best_name, best_overrides, best = name, overrides, result
         if stop:
-            return rows
+            return outcome()
     for name, change, what in ALTERNATIVES:
         overrides = {**best_overrides, **change}
         result = run(work, name, overrides, processes, report_only)
         if record(name, what, overrides, best_name, result, f"alternative to {best_name}"):
-            return rows
-    return rows
+            return outcome()
+    return outcome()
 
 
-def write_report(rows: list[dict], path: Path) -> None:
+def write_report(rows: list[dict], path: Path, stopped: dict | None) -> None:
     baselines = [r["challenge"] for r in rows if r["decision"] == "baseline"]
     lines = [
         "# Screening the training changes of issue 15",
@@ -235,8 +272,20 @@ def write_report(rows: list[dict], path: Path) -> None:
         lines.append(f"| {r['name']} | {r['what']} | {r['parent'] or '—'} | {r['challenge']:.3f} | {r['auroc']:.3f} "
                      f"| {r['challenge 6 limb leads']:.3f} | {r['challenge I and II']:.3f} | {epochs} "
                      f"| {r['minutes']:.0f} | {r['commit']} | {r['decision']} |")
-    lines += ["", "Best epochs: the epoch each fold's checkpoint came from, of the epochs it ran.", "",
-              "![Screening](screening.png)"]
+    lines += ["", "Best epochs: the epoch each fold's checkpoint came from, of the epochs it ran."]
+    if stopped is not None:
+        lines += ["", f"**{stopped['name']}** ({stopped['what']}, on top of {stopped['parent']}) was stopped after "
+                  f"fold{'s' if len(stopped['folds']) > 1 else ''} {', '.join(map(str, stopped['folds']))} for the "
+                  f"session's time. On the {stopped['records']:,} records held out by "
+                  f"{'those folds' if len(stopped['folds']) > 1 else 'that fold'}: Challenge "
+                  f"{stopped['run challenge_metric']:.3f} against {stopped['parent challenge_metric']:.3f} for "
+                  f"{stopped['parent']}, macro AUROC {stopped['run auroc']:.3f} against {stopped['parent auroc']:.3f} "
+                  f"(both decided with thresholds tuned on {stopped['parent']}'s other folds)."]
+    not_run = [name for name, *_ in STEPS + ALTERNATIVES
+               if name not in {r["name"] for r in rows} and name != (stopped or {}).get("name")]
+    if not_run:
+        lines += ["", f"Not run yet: {', '.join(not_run)}."]
+    lines += ["", "![Screening](screening.png)"]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -265,10 +314,11 @@ def main(argv=None):
     parser.add_argument("--stop-after", help="stop after this run (the rest another time)")
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the runs made so far")
     args = parser.parse_args(argv)
-    rows = screen(args.work_dir, args.stop_after, args.report_only)
+    rows, unfinished = screen(args.work_dir, args.stop_after, args.report_only)
+    stopped = None if unfinished is None else first_folds(args.work_dir, unfinished)
     docs = ROOT / "docs"
-    (args.work_dir / "screening.json").write_text(json.dumps(rows, indent=2))
-    write_report(rows, docs / "screening.md")
+    (args.work_dir / "screening.json").write_text(json.dumps({"runs": rows, "stopped": stopped}, indent=2))
+    write_report(rows, docs / "screening.md", stopped)
     plot(rows, docs / "screening.png")
     print((docs / "screening.md").read_text())
 
