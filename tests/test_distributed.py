@@ -22,9 +22,11 @@ def test_two_process_training_with_gloo(tmp_path):
         capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 process(es) on cpu" in result.stderr
-    assert result.stderr.count("epoch   2  train loss") == 2  # only rank 0 reports, once per architecture
+    # only rank 0 reports, twice per architecture: its fold model, then its refit on every record
+    assert result.stderr.count("epoch   2  train loss") == 4
     document = json.loads((model / "model.json").read_text())
-    assert [m["config"]["model"] for m in document["members"]] == ["crnn", "cnn_attention"]
+    assert [(m["config"]["model"], m["fold"]) for m in document["members"]] == [("crnn", "all records"),
+                                                                              ("cnn_attention", "all records")]
     assert all(m["training_data"]["processes"] == 2 and len(m["history"]) == 2 for m in document["members"])
     assert len(list(model.glob("weights-*.safetensors"))) == 1 and not (model / "folds").exists()
 

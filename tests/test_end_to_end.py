@@ -33,7 +33,7 @@ def read_outputs(folder):
 @pytest.fixture(scope="module")
 def snomed_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("snomed_model")
-    result = run_script(ROOT / "train_model.py", FIXTURES / "cinc_snomed", folder, "--folds", "3",
+    result = run_script(ROOT / "train_model.py", FIXTURES / "cinc_snomed", folder, "--folds", "3", "--no-refit",
                         "--model", "crnn", "--model", "cnn_attention", env={"CINC2020_CONFIG": QUICK})
     assert result.returncode == 0, result.stderr[-2000:]
     return folder, result
@@ -161,7 +161,9 @@ def test_unofficial_phase_entry_from_text_labels(tmp_path):
                         "--model", "crnn", "--model", "cnn_attention", "--stacking", env={"CINC2020_CONFIG": QUICK})
     assert result.returncode == 0, result.stderr[-2000:]
     document = json.loads((model / "model.json").read_text())
-    assert len(document["members"]) == 4 and all(m["config"]["labels"] == "cpsc" for m in document["members"])
+    # the default refit: one network per architecture, stacked with the meta-classifier fitted out of fold
+    assert [(m["config"]["model"], m["config"]["labels"], m["fold"]) for m in document["members"]] == \
+        [("crnn", "cpsc", "all records"), ("cnn_attention", "cpsc", "all records")]
     assert document["stacker"] == {"inputs": ["crnn", "cnn_attention"]}
     outputs = tmp_path / "outputs"
     assert run_script(ROOT / "driver.py", model, FIXTURES / "cpsc_text", outputs).returncode == 0
@@ -173,15 +175,15 @@ def test_unofficial_phase_entry_from_text_labels(tmp_path):
 
 
 @pytest.mark.shared_data
-def test_default_recipe_trains_one_attention_network(tmp_path):
+def test_default_recipe_ships_one_refit_attention_network(tmp_path):
     model = tmp_path / "model"
     result = run_script(ROOT / "train_model.py", FIXTURES / "cinc_snomed", model, env={"CINC2020_CONFIG": QUICK})
     assert result.returncode == 0, result.stderr[-2000:]
     document = json.loads((model / "model.json").read_text())
-    assert [(m["config"]["model"], m["config"]["class_weights"]) for m in document["members"]] == \
-        [("cnn_attention", True)]
-    # one fold: thresholds tuned on the 20 % that also chose the checkpoint
-    assert document["recipe"]["folds"] == 1 and 2 <= document["cross_validation"]["records"] < 12
+    assert [(m["config"]["model"], m["config"]["class_weights"], m["fold"]) for m in document["members"]] == \
+        [("cnn_attention", True, "all records")]
+    # thresholds tuned on the out-of-fold probabilities of every record, never on the checkpoint's records
+    assert document["recipe"]["folds"] == 3 and document["cross_validation"]["records"] == 12
 
 
 def test_training_on_a_folder_without_labels_stops_clearly(tmp_path):
