@@ -20,8 +20,9 @@ class Config:
     window_s: float = 3.0
     hop_s: float = 1.5
     normalisation: str = "std"   # "std": per lead, remove the mean and divide by the SD; "mean": only remove the mean
-    # Architecture. The defaults are the screened recipe (docs/screening.md): SE-residual stages, wider,
-    # every stage halving time (half the cost of a first stage at full rate, for the inference budget).
+    # Architecture. SE-residual stages, wider, won the screening (docs/screening.md); every stage halving
+    # time (half the cost of a first stage at full rate) is there for the inference budget, screened on one
+    # fold only.
     block: str = "se_residual"   # "plain": three convolutions a stage; "se_residual": residual with squeeze-excitation
     conv_channels: tuple[int, ...] = (32, 32, 64, 64, 64)  # one entry per stage of three convolutions
     stage_strides: tuple[int, ...] = (2, 2, 2, 2, 2)       # each stage's first convolution's stride
@@ -41,8 +42,8 @@ class Config:
     warmup_epochs: float = 1.0
     weight_decay: float = 0.01   # decoupled (as AdamW), on every parameter
     gradient_clip: float | None = 1.0  # largest gradient norm, or None
-    # The schedule's length. The screening's 8-epoch runs all peaked at their last epochs or one before;
-    # 12 is what the shipping run's time allowed, not itself screened (docs/screening.md).
+    # The schedule's length: 11 of the 12 folds of the screening's constant-rate 8-epoch runs kept their
+    # last epoch or the one before; 12 is what the shipping run's time allowed, not itself screened.
     epochs: int = 12
     patience: int = 8            # a guard: stop after this many epochs without a lower validation loss
     val_fraction: float = 0.2

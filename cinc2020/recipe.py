@@ -16,7 +16,7 @@ so that the thresholds can be checked.
 The defaults are the screened recipe (docs/screening.md, experiments/screen_recipes.py) in
 the form the inference budget allows: 3-fold cross-validation of the attention network for
 the thresholds, and one network refit on every record as what ships (three fold models run
-at about a third of the budget). docs/results.md scores it once (experiments/evaluate_recipe.py).
+at about 20 records/s, under half the budget). docs/results.md scores it once (experiments/evaluate_recipe.py).
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ from cinc2020.data import load_training_set  # noqa: E402
 from cinc2020.train import split, start_processes  # noqa: E402
 
 PTBXL = ROOT.parent / "shared" / "data" / "ptbxl"
+# The recipe docs/cpsc_scheme.md was measured with, before the defaults became the screened recipe.
+RECIPE_OF_ITS_TIME = {"block": "plain", "conv_channels": (16, 32, 32, 48, 48), "stage_strides": (1, 2, 2, 2, 2),
+                      "schedule": "constant", "weight_decay": 0.0, "gradient_clip": None, "augment": False}
 
 
 def main(argv=None):
@@ -42,8 +45,8 @@ def main(argv=None):
     parser.add_argument("--page", type=Path, default=ROOT / "docs" / "cpsc_scheme.md", help="results page to write")
     args = parser.parse_args(argv)
     processes = start_processes()
-    config = config_from_environment(labels="cpsc", model="cnn_attention", epochs=args.epochs,
-                                     records_without_class="negative")
+    config = replace(config_from_environment(labels="cpsc", model="cnn_attention", epochs=args.epochs,
+                                             records_without_class="negative"), **RECIPE_OF_ITS_TIME)
     data = load_training_set(PTBXL, config)
     official = load_training_set(PTBXL, replace(config, labels="snomed"))
     if data.names != official.names:

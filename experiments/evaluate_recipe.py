@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cinc2020.checkpoint import MODEL_FILE  # noqa: E402
-from cinc2020.config import Config  # noqa: E402
+from cinc2020.config import ENVIRONMENT_VARIABLE, Config  # noqa: E402
 from cinc2020.data import find_records, load_training_set  # noqa: E402
 from cinc2020.inference import load_model  # noqa: E402
 from cinc2020.lead_sets import score_lead_sets  # noqa: E402
@@ -98,10 +99,10 @@ def cross_validated(model_dir: Path, development: Path) -> dict:
             "auroc": scores.auroc, "f_beta": scores.f_beta, "g_beta": scores.g_beta}
 
 
-def write_results(path: Path, model_dir: Path, seed: int, cv: dict, test: dict, fixtures: dict,
-                  minutes: float | None) -> None:
+def write_results(path: Path, model_dir: Path, cv: dict, test: dict, fixtures: dict, minutes: float | None) -> None:
     described = json.loads((model_dir / "model.json").read_text())
     config = described["members"][0]["config"]
+    seed = config["seed"]
     members = described["members"]
     epochs = ", ".join(f"{(m.get('validation') or {}).get('epoch', len(m['history']))}/{len(m['history'])}"
                        for m in members)
@@ -118,7 +119,7 @@ def write_results(path: Path, model_dir: Path, seed: int, cv: dict, test: dict, 
         "screened on the development records alone ([screening.md](screening.md) says which, and what was not). "
         "Here it is trained on "
         f"the **{cv['records']:,} development records** of `../shared/data/ptbxl` (PTB-XL, 100 Hz, 10 s) with seed "
-        f"{seed} (folds and training seeds new to the screening, which used 0), then scored once on the "
+        f"{seed} (a fold assignment new to the screening, which drew its folds with seed 0), then scored once on the "
         f"**{test['12 leads']['records']:,} test records** no choice has seen, and on "
         f"**{fixtures['12 leads']['records']} fixture records from other sources** (`../shared/data/fixtures/"
         "cinc_snomed` less its PTB-XL records; CPSC, CPSC-Extra, Georgia, Chapman-Shaoxing, PTB at 500 and 1000 Hz: "
@@ -191,10 +192,13 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1, help="training and fold seed (default 1)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the pages from the saved scores")
     args = parser.parse_args(argv)
+    if os.environ.get(ENVIRONMENT_VARIABLE):
+        parser.error(f"${ENVIRONMENT_VARIABLE} is set: it would change the default recipe this scores")
     saved = args.work_dir / "results.json"
     if args.report_only:
         model_dir = args.work_dir / "model"
-        minutes = json.loads((args.work_dir / "minutes.json").read_text())
+        timed = args.work_dir / "minutes.json"
+        minutes = json.loads(timed.read_text()) if timed.exists() else None
         cv, test, fixtures = (json.loads(saved.read_text())[k] for k in ("cv", "test", "fixtures"))
     else:
         model_dir, test_names, minutes = train(args.work_dir, args.seed)
@@ -204,7 +208,7 @@ def main(argv=None):
         fixtures = score_lead_sets(model, [h for h in find_records(FIXTURES) if not h.name.startswith(PTBXL_PREFIX)])
         saved.write_text(json.dumps({"cv": cv, "test": test, "fixtures": fixtures}, indent=2))
     docs = ROOT / "docs"
-    write_results(docs / "results.md", model_dir, args.seed, cv, test, fixtures, minutes)
+    write_results(docs / "results.md", model_dir, cv, test, fixtures, minutes)
     plot(docs / "results.png", cv, test, fixtures)
     print((docs / "results.md").read_text())
 

@@ -171,10 +171,10 @@ def test_age_and_sex_reach_the_output_when_used():
 def test_kernel_sizes_are_parameters_not_guessed_from_channels():
     """A first block of 12 channels (the number of leads) once gave kernel 7 to four convolutions."""
     for architecture in ("crnn", "cnn_attention"):
-        config = Config(model=architecture, conv_channels=(12, 32, 32, 48, 48))
+        config = Config(model=architecture, **{**PLAIN, "conv_channels": (12, 32, 32, 48, 48)})
         kernels = [m.kernel_size[0] for m in build_model(config, 3).modules() if isinstance(m, torch.nn.Conv1d)]
         assert kernels == [7] + [5] * 14
-        config = Config(model=architecture, first_kernel_size=9, kernel_size=3)
+        config = Config(model=architecture, first_kernel_size=9, kernel_size=3, **PLAIN)
         kernels = [m.kernel_size[0] for m in build_model(config, 3).modules() if isinstance(m, torch.nn.Conv1d)]
         assert kernels == [9] + [3] * 14
 
