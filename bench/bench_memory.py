@@ -52,7 +52,7 @@ def main():
             env = {**os.environ, "CINC2020_CACHE": str(work / "cache"),
                    "CINC2020_CONFIG": json.dumps({"epochs": args.epochs})}
             seconds, peak = peak_of_child([sys.executable, str(ROOT / "train_model.py"), str(records),
-                                           str(work / "model")], env)
+                                           str(work / "model"), "--folds", "1", "--no-refit"], env)  # one network
             print(f"{copies * len(names):6d} records: {args.epochs} epoch(s) with cache build {seconds:6.0f} s, "
                   f"peak RSS {peak:6.0f} MiB")
 
