@@ -91,13 +91,18 @@ EARLY_COMMIT = "a709a32"  # the runs saved before the commit was recorded ran th
 REDUCED = {"6 limb leads": LEAD_SETS_2021["6 leads"], "I and II": LEAD_SETS_2021["2 leads"]}
 
 
+def screened_config(overrides: dict) -> Config:
+    """A run's configuration: the defaults, ``EPOCHS`` epochs, then the run's overrides."""
+    config = config_from_environment(**{"epochs": EPOCHS, **overrides})
+    # config_from_environment reads None as "not given"; here it means None (no gradient clipping).
+    return replace(config, **{k: v for k, v in overrides.items() if v is None})
+
+
 def run(work: Path, name: str, overrides: dict, processes, report_only: bool = False) -> dict | None:
     """Cross-validate one configuration (or read it back) and score it out of fold; None when it has not
     run and ``report_only`` says not to run it."""
     saved = work / name / "predictions.npz"
-    config = config_from_environment(**{"epochs": EPOCHS, **overrides})
-    # config_from_environment reads None as "not given"; here it means None (no gradient clipping).
-    config = replace(config, **{k: v for k, v in overrides.items() if v is None})
+    config = screened_config(overrides)
     # Runs saved before Config.stage_strides existed ran with its first value.
     if saved.exists() and Config.from_json({"stage_strides": [1, 2, 2, 2, 2],
                                             **json.loads(str(np.load(saved)["config"]))}) != config:
@@ -157,8 +162,7 @@ def first_folds(work: Path, run: dict) -> dict | None:
     folds = [k for k in range(FOLDS) if (work / run["name"] / f"fold{k + 1}" / MODEL_FILE).exists()]
     if not folds or run["parent"] is None:  # a baseline has nothing to be set beside
         return None
-    config = replace(config_from_environment(**{"epochs": EPOCHS, **run["overrides"]}),
-                     **{k: v for k, v in run["overrides"].items() if v is None})
+    config = screened_config(run["overrides"])
     data = load_training_set(PTBXL, config)
     development, _ = split(data.labels, Config())
     parent = np.load(work / run["parent"] / "predictions.npz")
