@@ -1,4 +1,5 @@
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -138,6 +139,21 @@ def test_resampling_keeps_duration_and_waveform(fs_in):
     t_out = np.arange(out.shape[1]) / fs_out
     inner = slice(50, -50)  # away from the filter's edge effects
     np.testing.assert_allclose(out[0, inner], np.sin(2 * np.pi * 2.0 * t_out)[inner], atol=0.02)
+
+
+@pytest.mark.parametrize("fs_in, fs_out", [(500, 100), (1000, 100), (300, 100), (257, 100), (360, 100),
+                                            (100, 500), (100, 257)])
+@pytest.mark.parametrize("samples", [2, 7, 31, 5000])
+def test_resampling_equals_scipy_resample_poly(fs_in, fs_out, samples):
+    """The numpy resampler reproduces scipy's, filter design and edge handling included."""
+    from scipy.signal import resample_poly
+
+    signal = 50 + np.cumsum(np.random.default_rng(samples).standard_normal((12, samples)), axis=1)
+    ratio = Fraction(fs_out, fs_in)
+    expected = resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1, padtype="line")
+    out = resample(signal, fs_in, fs_out, chunk=5)  # several chunks even for short signals
+    assert out.shape == expected.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
 
 
 @pytest.mark.parametrize("leads", [("I", "II", "V1", "V2", "V3", "V4", "V5", "V6"), ("I", "II"),
