@@ -188,18 +188,24 @@ def standard_leads(data: np.ndarray, header: Header) -> np.ndarray:
         raise RecordError("signal has no samples")
     if data.shape[1] > MAX_SAMPLES:
         raise RecordError(f"signal has {data.shape[1]} samples, more than {MAX_SAMPLES}")
-    out = np.zeros((len(STANDARD_LEADS), data.shape[1]), dtype=np.float32)
-    found = 0
-    for row, lead in zip(data, header.leads):
-        index = _LEAD_INDEX.get(lead.name.lower())
-        if index is None:
-            continue
-        values = (row.astype(np.float64) - lead.baseline) / lead.gain * lead.scale_to_mv
-        out[index] = np.clip(np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0), -MAX_MV, MAX_MV)
-        found += 1
-    if found == 0:
+    # Standard lead index -> signal row; a lead named twice keeps its last row.
+    row_of = {_LEAD_INDEX[lead.name.lower()]: row for row, lead in enumerate(header.leads)
+              if lead.name.lower() in _LEAD_INDEX}
+    if not row_of:
         names = ", ".join(lead.name for lead in header.leads)
         raise RecordError(f"no standard lead among {names}")
+    sources = list(row_of.values())
+    leads = [header.leads[row] for row in sources]
+    baseline = np.array([lead.baseline for lead in leads], dtype=np.float64)[:, None]
+    gain = np.array([lead.gain for lead in leads], dtype=np.float64)[:, None]
+    to_mv = np.array([lead.scale_to_mv for lead in leads], dtype=np.float64)[:, None]
+    values = np.asarray(data[sources], dtype=np.float64)  # a copy, changed in place: 30-min records are large
+    values -= baseline
+    values /= gain
+    values *= to_mv
+    np.clip(np.nan_to_num(values, copy=False, nan=0.0, posinf=0.0, neginf=0.0), -MAX_MV, MAX_MV, out=values)
+    out = np.zeros((len(STANDARD_LEADS), data.shape[1]), dtype=np.float32)
+    out[list(row_of)] = values
     return derive_limb_leads(out, np.ptp(out, axis=1) > 0)  # a constant lead (zeros, or an offset) is missing
 
 
