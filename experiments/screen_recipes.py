@@ -21,9 +21,10 @@ augmentation, whose point is the reduced-lead scores, is kept when it lifts the
 I-and-II score by more than the spread and costs the 12-lead headline no more than
 it; a change made for speed, ``SPEED_CHANGES``, is kept when it costs no more than the
 spread). ``OVERRIDDEN`` lists decisions taken against the rule. ``ALTERNATIVES`` run
-last with every kept change. WORK_DIR keeps each run, so a rerun (or ``--resume`` of
-a killed one) computes only what is missing; the script
-then writes docs/screening.md and docs/screening.png. One process (not under torchrun).
+after the changes, with every kept change, and ``LENGTHS`` (longer training) last.
+WORK_DIR keeps each run, so a rerun (or ``--resume`` of a killed one) computes only what
+is missing; the script then writes docs/screening.md and docs/screening.png. One process
+(not under torchrun).
 """
 
 from __future__ import annotations
@@ -66,20 +67,24 @@ STEPS = [  # (name, change, what it is)
      "SE-residual stages, wider (32-64 channels)"),
     ("augment", {"augment": True}, "augmentation: random start, amplitude, wander, noise, lead dropout"),
     ("stride", {"stage_strides": [2, 2, 2, 2, 2]}, "the first stage halves time too: half the cost, 3.1 steps a second"),
+    ("bandpass", {"bandpass_hz": [0.5, 45.0]}, "0.5-45 Hz band-pass"),
+    ("demographics", {"demographics": True}, "age and sex as inputs"),
+    ("crop", {"train_crop_s": 5.0}, "5-s random training crops (whole records at inference)"),
+]
+ALTERNATIVES = [
+    ("se_resnet_reference", {"model": "se_resnet", "block": "se_residual"},
+     "reference: a pure 1-D SE-ResNet with every kept change (never shipped)"),
+    ("crnn", {"model": "crnn", "normalisation": "std"}, "the sliding-window CRNN with every kept change"),
+]
+# Training length last, decided before any of these runs: at twice the cost of an 8-epoch run, they would
+# otherwise crowd the changes and alternatives the issue names out of a session's time.
+LENGTHS = [
     ("longer", {"epochs": LONGER}, f"{LONGER} epochs"),
     # Added after "schedule" lost at 8 epochs, before any later run: a schedule decays the rate early in a
     # short run, so it is tried again over a longer one (11 of the 12 folds of the constant-rate 8-epoch runs
     # kept their last epoch or the one before). A refit, the one network the inference budget allows, needs
     # a schedule that ends.
     ("longer_schedule", {**SCHEDULE, "epochs": LONGER}, f"the schedule again, over {LONGER} epochs"),
-    ("bandpass", {"bandpass_hz": [0.5, 45.0]}, "0.5-45 Hz band-pass"),
-    ("demographics", {"demographics": True}, "age and sex as inputs"),
-    ("crop", {"train_crop_s": 5.0}, "5-s random training crops (whole records at inference)"),
-]
-ALTERNATIVES = [
-    ("crnn", {"model": "crnn", "normalisation": "std"}, "the sliding-window CRNN with every kept change"),
-    ("se_resnet_reference", {"model": "se_resnet", "block": "se_residual"},
-     "reference: a pure 1-D SE-ResNet with every kept change (never shipped)"),
 ]
 # Changes made for speed (the inference budget of one network needs the stride), decided before their run.
 SPEED_CHANGES = ("stride",)
@@ -225,9 +230,14 @@ def screen(work: Path, stop_after: str | None, report_only: bool = False) -> tup
     baselines = [r["challenge"] for r in rows]
     spread = max(baselines) - min(baselines)
     best_name, best_overrides, best = "baseline", dict(BASELINE), rows[0]
-    for name, change, what in STEPS:
+    alternatives = {name for name, *_ in ALTERNATIVES}
+    for name, change, what in STEPS + ALTERNATIVES + LENGTHS:
         overrides = {**best_overrides, **change}
         result = run(work, name, overrides, processes, report_only)
+        if name in alternatives:
+            if record(name, what, overrides, best_name, result, f"alternative to {best_name}"):
+                return outcome()
+            continue
         keep = result is not None and (kept_over(result, best, spread, name) or name in OVERRIDDEN)
         decision = f"kept (over {best_name})" if keep else f"dropped (vs {best_name})"
         if name in OVERRIDDEN:
@@ -236,11 +246,6 @@ def screen(work: Path, stop_after: str | None, report_only: bool = False) -> tup
         if keep:
             best_name, best_overrides, best = name, overrides, result
         if stop:
-            return outcome()
-    for name, change, what in ALTERNATIVES:
-        overrides = {**best_overrides, **change}
-        result = run(work, name, overrides, processes, report_only)
-        if record(name, what, overrides, best_name, result, f"alternative to {best_name}"):
             return outcome()
     return outcome()
 
@@ -287,7 +292,7 @@ def write_report(rows: list[dict], path: Path, stopped: dict | None) -> None:
                   f"{stopped['run challenge_metric']:.3f} against {stopped['parent challenge_metric']:.3f} for "
                   f"{stopped['parent']}, macro AUROC {stopped['run auroc']:.3f} against {stopped['parent auroc']:.3f} "
                   f"(both decided with thresholds tuned on {stopped['parent']}'s other folds)."]
-    not_run = [name for name, *_ in STEPS + ALTERNATIVES
+    not_run = [name for name, *_ in STEPS + ALTERNATIVES + LENGTHS
                if name not in {r["name"] for r in rows} and name != (stopped or {}).get("name")]
     if not_run:
         lines += ["", f"Not run yet: {', '.join(not_run)}."]
