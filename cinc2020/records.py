@@ -256,14 +256,15 @@ def _polyphase_filter(up: int, down: int) -> tuple[np.ndarray, int]:
     return phases, half
 
 
-def resample(signal: np.ndarray, fs_in: float, fs_out: float, chunk: int = 4096) -> np.ndarray:
+def resample(signal: np.ndarray, fs_in: float, fs_out: float, chunk_values: int = 1 << 22) -> np.ndarray:
     """Polyphase resampling along the last axis (anti-aliased, zero phase), equal to scipy's
     ``resample_poly(..., padtype="line")`` to float32 precision. Written with numpy because importing
     ``scipy.signal`` alone takes over a second, a twentieth of the whole inference budget for 1,000 records.
 
     The signal continues past both ends along the line through its first and last samples (a flat line
-    for a single sample), so an offset or a drift does not ring at the edges. Outputs are computed
-    ``chunk`` at a time to bound memory on 30-minute records."""
+    for a single sample), so an offset or a drift does not ring at the edges. Outputs are computed a chunk
+    at a time, each gathering at most about ``chunk_values`` input values, to bound memory on 30-minute
+    records and odd rates (long filters)."""
     ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
     if ratio == 1:
         return signal
@@ -280,6 +281,7 @@ def resample(signal: np.ndarray, fs_in: float, fs_out: float, chunk: int = 4096)
     x = np.concatenate([x[..., :1] + slope * np.arange(-before, 0), x,
                         x[..., -1:] + slope * np.arange(1, after + 1)], axis=-1)
     out = np.empty(x.shape[:-1] + (n_out,))
+    chunk = max(1, chunk_values // (taps * max(1, x[..., 0].size)))
     for start in range(0, n_out, chunk):
         stop = min(start + chunk, n_out)
         if up == 1:  # one phase: strided windows, no copy (einsum reads them faster than matmul)
