@@ -98,9 +98,10 @@ def save_model(model_dir: Path, saved: checkpoint.SavedModel, summary: dict, con
     """The model; beside it the out-of-fold probabilities its thresholds were tuned on and every trained
     network's training curves."""
     checkpoint.save(model_dir, saved, **summary)
-    np.savez_compressed(model_dir / OUT_OF_FOLD_FILE, names=np.array(data.names)[oofs[0].rows], classes=np.array(data.classes),
-             fold=oofs[0].fold_of, models=np.array([c.model for c in configs]),
-             probabilities=np.stack([o.probabilities for o in oofs]))
+    np.savez_compressed(model_dir / OUT_OF_FOLD_FILE, names=np.array(data.names)[oofs[0].rows],
+                        classes=np.array(data.classes), fold=oofs[0].fold_of,
+                        models=np.array([c.model for c in configs]),
+                        probabilities=np.stack([o.probabilities for o in oofs]))
     curves = model_dir / CURVES_FOLDER
     shutil.rmtree(curves, ignore_errors=True)
     curves.mkdir()

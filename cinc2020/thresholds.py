@@ -9,6 +9,11 @@ ascent stops at the first point no single class can improve, and the
 most-probable-class rule makes such points common (lowering one threshold can
 switch the rule off for a record), so it starts twice, from 0.5 everywhere and
 from each class's own best F-beta threshold, and keeps the better end.
+
+A class the probabilities rank no better than chance (AUROC at or below 0.5 on the tuning
+records) is not tuned: its threshold is ``NEVER``. Tuned, such a class takes whatever threshold
+fits the noise best, which for a rare class under F-beta's weight on recall can mean the lowest
+candidate: answering it for half of all records.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ import numpy as np
 
 from .inference import decide
 from .labels import to_scheme
-from .scoring import BETA, confusion, decision_metric
+from .scoring import BETA, auc, confusion, decision_metric
 
 CANDIDATES = np.round(np.arange(0.02, 0.99, 0.02), 2)
+NEVER = 1.01  # above any probability: the class is answered only as the most probable one
 
 
 def tune_thresholds(probabilities: np.ndarray, dx_lists: list[list[str]], classes: list[str], scheme: str,
@@ -27,8 +33,10 @@ def tune_thresholds(probabilities: np.ndarray, dx_lists: list[list[str]], classe
     """Thresholds (one per class) and the score they reach on these records."""
     metric = decision_metric(dx_lists, classes, scheme)
     labels = np.array([[c in to_scheme(dx, scheme) for c in classes] for dx in dx_lists], dtype=bool)
+    tuned = ~(auc(labels, probabilities)[0] <= 0.5)  # a class without positives (NaN) is tuned as before
     starts = [np.full(len(classes), 0.5), per_class_f_beta_thresholds(probabilities, labels, candidates)]
-    ends = [coordinate_ascent(metric, probabilities, start, candidates) for start in starts]
+    starts = [np.where(tuned, start, NEVER) for start in starts]
+    ends = [coordinate_ascent(metric, probabilities, start, candidates, tuned) for start in starts]
     return max(ends, key=lambda end: end[1])
 
 
@@ -41,12 +49,13 @@ def per_class_f_beta_thresholds(probabilities: np.ndarray, labels: np.ndarray, c
 
 
 def coordinate_ascent(metric, probabilities: np.ndarray, thresholds: np.ndarray, candidates: np.ndarray,
-                      sweeps: int = 5) -> tuple[np.ndarray, float]:
+                      tuned: np.ndarray, sweeps: int = 5) -> tuple[np.ndarray, float]:
+    """Thresholds of the ``tuned`` classes (a boolean mask) improved one class at a time."""
     thresholds = thresholds.copy()
     best = float(metric(decide(probabilities, thresholds)))
     for _ in range(sweeps):
         changed = False
-        for c in range(probabilities.shape[1]):
+        for c in np.flatnonzero(tuned):
             trials = np.repeat(thresholds[None, :], len(candidates), axis=0)
             trials[:, c] = candidates
             scores = metric(decide(probabilities, trials))  # every candidate for class c at once

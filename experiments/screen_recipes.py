@@ -76,8 +76,8 @@ ALTERNATIVES = [
      "reference: a pure 1-D SE-ResNet with every kept change (never shipped)"),
     ("crnn", {"model": "crnn", "normalisation": "std"}, "the sliding-window CRNN with every kept change"),
 ]
-# Training length last, decided before any of these runs: at twice the cost of an 8-epoch run, they would
-# otherwise crowd the changes and alternatives the issue names out of a session's time.
+# Training length last, decided before any of these runs: at 1.5 times the cost of an 8-epoch run each, they
+# would otherwise crowd the changes and alternatives the issue names out of a session's time.
 LENGTHS = [
     ("longer", {"epochs": LONGER}, f"{LONGER} epochs"),
     # Added after "schedule" lost at 8 epochs, before any later run: a schedule decays the rate early in a

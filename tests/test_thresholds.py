@@ -5,7 +5,8 @@ import pytest
 
 from cinc2020.inference import decide
 from cinc2020.scoring import decision_metric, score_predictions
-from cinc2020.thresholds import CANDIDATES, cross_validated_outputs, tune_thresholds
+from cinc2020.thresholds import (CANDIDATES, NEVER, cross_validated_outputs, per_class_f_beta_thresholds,
+                                 tune_thresholds)
 
 AF, SINUS, IAVB = "164889003", "426783006", "270492004"
 
@@ -78,3 +79,23 @@ def test_cross_validated_thresholds_come_from_the_other_folds():
         rest = fold_of != fold
         thresholds, _ = tune_thresholds(probabilities[rest], [d for d, r in zip(dx, rest) if r], classes, "snomed")
         np.testing.assert_array_equal(outputs[~rest], decide(probabilities[~rest], thresholds))
+
+
+def test_a_class_ranked_no_better_than_chance_is_never_answered_by_its_threshold():
+    """A rare class the network has not learned (its positives ranked below most negatives) is not tuned:
+    F-beta alone would pick its lowest candidate and answer it for nearly every record."""
+    classes = ["AF", "Normal", "STE"]
+    n = 200
+    dx = [["AF"] if i % 2 else ["Normal"] for i in range(n)]
+    for i in (3, 5, 7):
+        dx[i] = dx[i] + ["STE"]
+    probabilities = np.zeros((n, 3))
+    probabilities[:, 0] = [0.9 if "AF" in d else 0.1 for d in dx]
+    probabilities[:, 1] = 1 - probabilities[:, 0]
+    probabilities[:, 2] = np.linspace(0.05, 0.45, n)[::-1]  # falls with the index: the positives rank high
+    probabilities[[3, 5, 7], 2] = 0.03                        # ... but they are the lowest of all
+    labels = np.array([[c in d for c in classes] for d in dx])
+    assert per_class_f_beta_thresholds(probabilities, labels, CANDIDATES)[2] == CANDIDATES[0]
+    thresholds, _ = tune_thresholds(probabilities, dx, classes, "cpsc")
+    assert thresholds[2] == NEVER and not decide(probabilities, thresholds)[:, 2].any()
+    assert thresholds[0] < 0.9 and thresholds[1] < 0.9  # the learned classes are still tuned
