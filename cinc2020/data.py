@@ -36,9 +36,10 @@ def clean(data: np.ndarray, header_lines: list[str] | str, config: Config) -> np
     the cache keeps; ``normalise`` turns it into the model's input.
     """
     header = parse_header(header_lines)
-    signal = standard_leads(data, header)
+    signal = standard_leads(data, header)  # a new array, centred in place below
     # Centre before resampling: the filter would otherwise ring at the edges against a DC offset.
-    signal = resample(signal - signal.mean(axis=1, keepdims=True), header.fs, config.fs)
+    signal -= signal.mean(axis=1, keepdims=True)
+    signal = resample(signal, header.fs, config.fs)
     if config.bandpass_hz is not None:
         signal = bandpass(signal, config.fs, *config.bandpass_hz)
     signal = signal - signal.mean(axis=1, keepdims=True)

@@ -142,18 +142,23 @@ def test_resampling_keeps_duration_and_waveform(fs_in):
 
 
 @pytest.mark.parametrize("fs_in, fs_out", [(500, 100), (1000, 100), (300, 100), (257, 100), (360, 100),
-                                            (100, 500), (100, 257)])
+                                            (997, 100), (1000.5, 100), (100, 500), (100, 257)])
 @pytest.mark.parametrize("samples", [2, 7, 31, 5000])
-def test_resampling_equals_scipy_resample_poly(fs_in, fs_out, samples):
-    """The numpy resampler reproduces scipy's, filter design and edge handling included."""
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("chunk_values", [1 << 22, 20_000])  # one chunk; several outputs in each of many chunks
+def test_resampling_equals_scipy_resample_poly(fs_in, fs_out, samples, dtype, chunk_values):
+    """The numpy resampler reproduces scipy's, filter design and edge handling included, in scipy's
+    arithmetic (float32 for float32 signals)."""
     from scipy.signal import resample_poly
 
-    signal = 50 + np.cumsum(np.random.default_rng(samples).standard_normal((12, samples)), axis=1)
-    ratio = Fraction(fs_out, fs_in)
+    signal = (50 + np.cumsum(np.random.default_rng(samples).standard_normal((12, samples)), axis=1)).astype(dtype)
+    ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
     expected = resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1, padtype="line")
-    out = resample(signal, fs_in, fs_out, chunk_values=1000)  # several chunks even for short signals
+    out = resample(signal, fs_in, fs_out, chunk_values=chunk_values)
     assert out.shape == expected.shape and out.dtype == np.float32
-    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(out, expected, rtol=0, atol=(1e-6 if dtype == np.float64 else 4e-6) * scale)
+    np.testing.assert_allclose(resample(signal[3], fs_in, fs_out), out[3], rtol=0, atol=1e-6 * scale)  # one lead
 
 
 @pytest.mark.parametrize("leads", [("I", "II", "V1", "V2", "V3", "V4", "V5", "V6"), ("I", "II"),
