@@ -313,6 +313,7 @@ def plot(rows: list[dict], path: Path) -> None:
     axis.set_yticks(y, [f"{r['name']} ({r['decision'].split(' ')[0]})" for r in rows], fontsize=8)
     axis.invert_yaxis()
     axis.set_xlabel("Challenge metric, out of fold (thresholds tuned on other folds, 12 leads)")
+    axis.set_xlim(0, 1.3 * max(r["challenge"] for r in rows))  # room for the legend beside the bars
     axis.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
