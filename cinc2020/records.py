@@ -258,8 +258,9 @@ def _polyphase_filter(up: int, down: int) -> tuple[np.ndarray, int]:
 
 def resample(signal: np.ndarray, fs_in: float, fs_out: float, chunk_values: int = 1 << 22) -> np.ndarray:
     """Polyphase resampling along the last axis (anti-aliased, zero phase), equal to scipy's
-    ``resample_poly(..., padtype="line")`` to float32 precision, returned as float32. Written with numpy because importing
-    ``scipy.signal`` alone takes over a second, a twentieth of the whole inference budget for 1,000 records.
+    ``resample_poly(..., padtype="line")`` to float32 precision, returned as float32. Written with numpy
+    because importing ``scipy.signal`` alone takes over a second, a twentieth of the whole inference budget
+    for 1,000 records.
 
     The signal continues past both ends along the line through its first and last samples (a flat line
     for a single sample), so an offset or a drift does not ring at the edges. Outputs are computed a chunk
