@@ -75,9 +75,6 @@ ALTERNATIVES = [
     ("se_resnet_reference", {"model": "se_resnet", "block": "se_residual"},
      "reference: a pure 1-D SE-ResNet with every kept change (never shipped)"),
     ("crnn", {"model": "crnn", "normalisation": "std"}, "the sliding-window CRNN with every kept change"),
-    # Added when a GPU was lent, before any run on it: the runs that follow ran there, so the best recipe so far
-    # runs there again to show how far the device alone (mixed precision, other kernels) moves the scores.
-    ("same_on_gpu", {}, "the best recipe so far again, on the lent GPU"),
 ]
 # Training length last, decided before any of these runs: at 1.5 times the cost of an 8-epoch run each, they
 # would otherwise crowd the changes and alternatives the issue names out of a session's time.
@@ -88,10 +85,10 @@ LENGTHS = [
     # kept their last epoch or the one before). A refit, the one network the inference budget allows, needs
     # a schedule that ends.
     ("longer_schedule", {**SCHEDULE, "epochs": LONGER}, f"the schedule again, over {LONGER} epochs"),
-    # Added when a GPU was lent, before any of these ran: how many epochs the schedule wants. 20 is about
-    # what the default command's 90 minutes on 2 CPU cores allow (3.5 minutes an epoch); 30 shows the trend.
+    # Added before either ran: how many epochs the schedule wants. 20 is about what the default command's
+    # 90 minutes on 2 CPU cores allow (3.5 minutes an epoch), so it runs first; 16 lies between.
     *((f"schedule_{epochs}", {**SCHEDULE, "epochs": epochs}, f"the schedule over {epochs} epochs")
-      for epochs in (16, 20, 30)),
+      for epochs in (20, 16)),
 ]
 # Changes made for speed (the inference budget of one network needs the stride), decided before their run.
 SPEED_CHANGES = ("stride",)
@@ -148,13 +145,8 @@ def run(work: Path, name: str, overrides: dict, processes, report_only: bool = F
                                     "reached_maximum": f.get("reached_maximum"),
                                     "seconds_per_epoch": float(np.mean([h["seconds"] for h in f["history"]]))}
                                    for f in folds]),
-                 minutes=(time.time() - started) / 60, device=device_name(processes[2]))
+                 minutes=(time.time() - started) / 60)
     return score_run(saved)
-
-
-def device_name(device) -> str:
-    import torch
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
 
 
 def score_run(path: Path) -> dict:
@@ -169,8 +161,7 @@ def score_run(path: Path) -> dict:
             **{f"challenge {k}": s.challenge_metric for k, s in zip(REDUCED, scores[1:])},
             **{f"auroc {k}": s.auroc for k, s in zip(REDUCED, scores[1:])},
             "folds": json.loads(str(saved["folds"])), "minutes": float(saved["minutes"]),
-            "commit": str(saved["commit"]) if "commit" in saved else EARLY_COMMIT,
-            "device": str(saved["device"]) if "device" in saved else "CPU"}
+            "commit": str(saved["commit"]) if "commit" in saved else EARLY_COMMIT}
 
 
 def first_folds(work: Path, run: dict) -> dict | None:
@@ -268,8 +259,7 @@ def write_report(rows: list[dict], path: Path, stopped: dict | None) -> None:
     lines = [
         "# Screening the training changes of issue 15",
         "",
-        "Written by `python experiments/screen_recipes.py WORK_DIR`, on this project's 2 CPU cores, or (column "
-        "*on*) on a lent NVIDIA H100 with mixed precision, several runs sharing it at once. Protocol fixed before the "
+        "Written by `python experiments/screen_recipes.py WORK_DIR` (CPU, 2 cores). Protocol fixed before the "
         f"runs: the **{rows[0]['records']:,} development records** of `../shared/data/ptbxl` (PTB-XL, 100 Hz, 10 s; "
         "the 1,220 test records are not read), the same 3 folds for every run (fold seed 0), at most "
         f"{EPOCHS} epochs a fold unless the row says otherwise, each fold's checkpoint chosen by validation loss "
@@ -289,14 +279,14 @@ def write_report(rows: list[dict], path: Path, stopped: dict | None) -> None:
         "them afresh each epoch from the seed (for a run, the effect is that of another seed). Minutes are wall "
         "time, which includes any pauses of the run (tests run beside it were given the machine).",
         "",
-        "| run | what | on top of | Challenge | AUROC | 6 limb leads | I and II | best epochs | min | on | code | decision |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| run | what | on top of | Challenge | AUROC | 6 limb leads | I and II | best epochs | min | code | decision |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         epochs = ", ".join(f"{f['best_epoch']}/{f['epochs']}" for f in r["folds"])
         lines.append(f"| {r['name']} | {r['what']} | {r['parent'] or '—'} | {r['challenge']:.3f} | {r['auroc']:.3f} "
                      f"| {r['challenge 6 limb leads']:.3f} | {r['challenge I and II']:.3f} | {epochs} "
-                     f"| {r['minutes']:.0f} | {'GPU' if r['device'] != 'CPU' else 'CPU'} | {r['commit']} | {r['decision']} |")
+                     f"| {r['minutes']:.0f} | {r['commit']} | {r['decision']} |")
     lines += ["", "Best epochs: the epoch each fold's checkpoint came from, of the epochs it ran."]
     if stopped is not None:
         lines += ["", f"**{stopped['name']}** ({stopped['what']}, on top of {stopped['parent']}) was stopped after "
