@@ -46,6 +46,8 @@ class Config:
     # and 20 is about what the default command's 90 minutes on 2 CPU cores allow.
     epochs: int = 20
     patience: int = 8            # a guard: stop after this many epochs without a lower validation loss
+    # The share of a network's training records that chooses its checkpoint (the epoch with the lowest
+    # validation loss) and stops it early; 0: no validation, the last epoch is kept, as in a refit.
     val_fraction: float = 0.2
     min_positives: int = 5       # a class needs this many labelled training records to be learned
     # A record whose codes name none of the model's classes (sinus rhythm with left axis deviation,
@@ -72,6 +74,11 @@ class Config:
         if len(self.stage_strides) != len(self.conv_channels):
             raise ValueError(f"stage_strides needs one stride per stage ({len(self.conv_channels)}), "
                              f"not {len(self.stage_strides)}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be at least 0 and below 1, not {self.val_fraction}")
+        if self.val_fraction == 0 and self.schedule == "constant":
+            raise ValueError("with val_fraction 0 the last epoch is kept, so it needs a schedule that ends: "
+                             "set schedule to \"cosine\"")
         if self.records_without_class is None:
             self.records_without_class = "skip" if self.labels == "cpsc" else "negative"
 

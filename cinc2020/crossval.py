@@ -64,6 +64,9 @@ def cross_validate(data: TrainingSet, config: Config, folds: int, out_dir: str |
     rank = processes[0]
     fold_seed = config.seed if fold_seed is None else fold_seed
     if folds == 1:
+        if config.val_fraction == 0:
+            raise ValueError("one fold predicts its validation part out of fold, and val_fraction 0 leaves none: "
+                             "use two folds or more")
         pool = np.concatenate([rows, extra])
         inner_train, inner_val = split(data.labels[pool], config, fold_seed)
         fold_of = np.where(np.isin(rows, pool[inner_val]), 0, -1)

@@ -378,6 +378,13 @@ def stratified_folds(labels: np.ndarray, proportions: list[float], seed: int) ->
     return fold
 
 
+def development_and_test(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The project's fixed split of the dev records: 80 % to develop recipes on, 20 % held out to test
+    them once (experiments/evaluate_recipe.py). Fixed here, apart from any configuration."""
+    fold = stratified_folds(labels, [0.8, 0.2], seed=0)
+    return np.flatnonzero(fold == 0), np.flatnonzero(fold == 1)
+
+
 def duration_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Batches of records of similar length (little padding), in random order.
 

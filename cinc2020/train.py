@@ -112,7 +112,9 @@ def load_data(train_dir: str | Path, config: Config) -> TrainingSet:
 
 def split(labels: np.ndarray, config: Config, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Stratified training and validation rows (drawn with ``seed``, default ``config.seed``);
-    tiny sets validate on their training rows."""
+    tiny sets validate on their training rows, and ``val_fraction`` 0 validates on none."""
+    if config.val_fraction == 0:
+        return np.arange(len(labels)), np.array([], dtype=np.int64)
     seed = config.seed if seed is None else seed
     fold = stratified_folds(labels, [1 - config.val_fraction, config.val_fraction], seed)
     train_rows, val_rows = np.flatnonzero(fold == 0), np.flatnonzero(fold == 1)
@@ -207,7 +209,8 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
         source: str = "", seed: tuple[int, ...] = ()) -> dict | None:
     """Train on ``train_rows``, keep the epoch with the lowest loss on ``val_rows``, save it in ``model_dir``.
 
-    With no ``val_rows`` (a refit on every record), every epoch runs and the last is kept. Rank 0 validates and decides for every process which epoch is best and when
+    With no ``val_rows`` (a refit on every record, or ``val_fraction`` 0), every epoch runs and the
+    last is kept. Rank 0 validates and decides for every process which epoch is best and when
     to stop, and returns the model's description (other ranks: None). ``source``
     names the data for the description; ``seed`` (with ``config.seed``) seeds the
     initialisation, batch order and augmentation, so that each fold and

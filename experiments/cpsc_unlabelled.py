@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from cinc2020.config import config_from_environment  # noqa: E402
 from cinc2020.crossval import cross_validate, report  # noqa: E402
-from cinc2020.data import load_training_set  # noqa: E402
-from cinc2020.train import split, start_processes  # noqa: E402
+from cinc2020.data import development_and_test, load_training_set  # noqa: E402
+from cinc2020.train import start_processes  # noqa: E402
 
 PTBXL = ROOT.parent / "shared" / "data" / "ptbxl"
 # The recipe docs/cpsc_scheme.md was measured with, before the defaults became the screened recipe.
@@ -51,7 +51,7 @@ def main(argv=None):
     official = load_training_set(PTBXL, replace(config, labels="snomed"))
     if data.names != official.names:
         raise SystemExit("the two label schemes kept different records")
-    development, _ = split(official.labels, config)  # evaluate_recipe.py's development records
+    development, _ = development_and_test(official.labels)
     with_class = development[data.labels[development].any(axis=1)]
     without_class = development[~data.labels[development].any(axis=1)]
     print(f"{len(development)} development records: {len(with_class)} with a CPSC class, "

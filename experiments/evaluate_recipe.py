@@ -5,7 +5,7 @@ trains it, on the development records alone.
     python experiments/evaluate_recipe.py WORK_DIR [--seed 1] [--report-only]
 
 The 6,100 PTB-XL records of ../shared/data/ptbxl split as the screening split them
-(``train.split``, seed 0): 4,880 development records and 1,220 test records that no
+(``data.development_and_test``): 4,880 development records and 1,220 test records that no
 choice has seen. WORK_DIR/development links the development records; the default
 recipe (``train_12ECG_classifier`` with no option, so ``recipe.MODELS``, ``FOLDS``,
 ``REFIT`` and the default configuration) trains on it with ``--seed`` (default 1:
@@ -40,13 +40,12 @@ sys.path.insert(0, str(ROOT))
 
 from cinc2020.checkpoint import MODEL_FILE  # noqa: E402
 from cinc2020.config import ENVIRONMENT_VARIABLE, Config  # noqa: E402
-from cinc2020.data import find_records, load_training_set  # noqa: E402
+from cinc2020.data import development_and_test, find_records, load_training_set  # noqa: E402
 from cinc2020.inference import load_model  # noqa: E402
 from cinc2020.lead_sets import score_lead_sets  # noqa: E402
 from cinc2020.recipe import OUT_OF_FOLD_FILE  # noqa: E402
 from cinc2020.scoring import read_dx, score_predictions  # noqa: E402
 from cinc2020.thresholds import cross_validated_outputs  # noqa: E402
-from cinc2020.train import split  # noqa: E402
 from train_12ECG_classifier import train_12ECG_classifier  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -73,7 +72,7 @@ def train(work: Path, seed: int) -> tuple[Path, list[str], float | None]:
     """The default recipe trained on the development records (or the finished one read back); the test
     record names; the training minutes (None when read back)."""
     data = load_training_set(PTBXL, Config())
-    development, test = split(data.labels, Config())
+    development, test = development_and_test(data.labels)
     names = np.array(data.names)
     model_dir = work / "model"
     minutes = None

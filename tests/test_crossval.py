@@ -55,3 +55,17 @@ def test_training_only_rows_train_every_fold_and_are_never_predicted(tmp_path, m
         held_out = set(oof.rows[oof.fold_of == fold].tolist())
         assert set(extra.tolist()) <= train_rows | val_rows              # the extra rows join every fold
         assert not held_out & (train_rows | val_rows)                    # the held-out fold never trains
+
+
+def test_without_a_validation_part_each_fold_trains_on_all_its_records_and_keeps_its_last_epoch(tmp_path):
+    config = Config(model="crnn", labels="cpsc", epochs=2, batch_size=4, val_fraction=0.0)
+    data = load_training_set(FIXTURES / "cpsc_text", config)
+    oof = cross_validate(data, config, 3, tmp_path, (0, 1, torch.device("cpu")))
+    assert sorted(oof.rows.tolist()) == list(range(18))
+    for model_dir in oof.model_dirs:
+        document = json.loads((model_dir / "model.json").read_text())
+        assert document["training_data"]["train_records"] == 12
+        assert document["training_data"]["validation_records"] == 0
+        assert document["validation"]["epoch"] == len(document["history"]) == 2
+    with pytest.raises(ValueError, match="two folds or more"):  # one fold would predict no record out of fold
+        cross_validate(data, config, 1, tmp_path / "one", (0, 1, torch.device("cpu")))

@@ -3,7 +3,8 @@ import pytest
 
 from conftest import DATA, FIXTURES
 from cinc2020.config import Config
-from cinc2020.data import collate, duration_batches, load_training_set, loss_mask, prepare, stratified_folds
+from cinc2020.data import (collate, development_and_test, duration_batches, load_training_set, loss_mask, prepare,
+                           stratified_folds)
 from cinc2020.records import read_record
 
 
@@ -43,6 +44,15 @@ def test_stratified_split_keeps_class_shares_on_ptbxl():
         assert abs(share[j] - 0.2) <= max(1.5 / positives[j], 0.03), (c, share[j], positives[j])
     again = stratified_folds(data.labels, [0.8, 0.2], seed=0)
     np.testing.assert_array_equal(fold, again)
+
+
+@pytest.mark.shared_data
+def test_the_held_out_test_split_is_fixed_apart_from_the_configuration():
+    data = load_training_set(DATA / "ptbxl", Config())
+    development, test = development_and_test(data.labels)
+    assert (len(development), len(test)) == (4880, 1220)  # the split every figure of docs/results.md used
+    assert sorted(np.concatenate([development, test]).tolist()) == list(range(len(data.names)))
+    assert [data.names[i] for i in test[:3]] == ["HR00011", "HR00022", "HR00027"]
 
 
 def test_stratified_folds_with_unlabelled_rows():

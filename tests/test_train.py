@@ -95,6 +95,19 @@ def test_learning_rate_warms_up_then_decays_to_zero():
         learning_rate(0, 10, Config(schedule="step"))
 
 
+def test_val_fraction_zero_trains_on_every_row_and_validates_on_none():
+    labels = np.eye(4)[np.arange(40) % 4]
+    train_rows, val_rows = train.split(labels, Config(val_fraction=0.0))
+    assert train_rows.tolist() == list(range(40)) and len(val_rows) == 0
+    train_rows, val_rows = train.split(labels, Config())
+    assert len(val_rows) == 8 and not set(train_rows) & set(val_rows)
+    with pytest.raises(ValueError, match="schedule that ends"):
+        Config(val_fraction=0.0, schedule="constant")  # the last epoch of a constant rate is no choice at all
+    for fraction in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="val_fraction must be"):
+            Config(val_fraction=fraction)
+
+
 def test_a_fractional_warm_up_never_overshoots_the_peak():
     config = Config(schedule="cosine", lr=1e-3, warmup_epochs=1.5, epochs=4)
     assert max(learning_rate(step, 1, config) for step in range(4)) == pytest.approx(1e-3)
