@@ -22,8 +22,8 @@ def main(argv=None):
     parser.add_argument("--model", action="append", choices=sorted(ARCHITECTURES),
                         help=f"architecture; repeat for several (default {' and '.join(MODELS)})")
     parser.add_argument("--folds", type=int, help=f"cross-validation folds, one model each, whose out-of-fold "
-                                                  f"probabilities tune the thresholds; 1 trains one model on a "
-                                                  f"stratified 80 %% (default {FOLDS})")
+                                                  f"probabilities tune the thresholds; 1 trains one model on all "
+                                                  f"but a stratified val_fraction (default {FOLDS})")
     parser.add_argument("--stacking", action=argparse.BooleanOptionalAction,
                         help="with several architectures, fit a meta-classifier over them instead of averaging")
     parser.add_argument("--refit", action=argparse.BooleanOptionalAction,

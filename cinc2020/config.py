@@ -37,7 +37,7 @@ class Config:
     lr: float = 1e-3             # the peak learning rate
     # "constant", or "cosine": a linear warm-up over the first warmup_epochs, then a cosine decay to
     # zero at the last of ``epochs``: the schedule's length is the number of epochs.
-    # A refit network keeps its last epoch, so the recipe needs a schedule that ends.
+    # A refit network, or one with val_fraction 0, keeps its last epoch: it needs a schedule that ends.
     schedule: str = "cosine"
     warmup_epochs: float = 1.0
     weight_decay: float = 0.01   # decoupled (as AdamW), on every parameter

@@ -4,11 +4,11 @@ models that made them (which the recipe keeps as an ensemble).
     python -m cinc2020.crossval TRAIN_DIR OUT_DIR [--folds 5] [--labels cpsc] [--model M] [--epochs N]
 
 Records are split into k folds with multi-label stratification. For each fold a
-model is trained on the other folds (its checkpoint chosen on a stratified 20 %
-of those, never on the held-out fold) and predicts the held-out fold, so every
-record gets one out-of-fold prediction. With one "fold", the model trains on a
-stratified 80 % and its out-of-fold predictions are those of the other 20 % (which
-also chose its checkpoint). The command writes the fold models (``fold1`` ...),
+model is trained on the other folds (its checkpoint chosen on a stratified share of
+those, ``val_fraction``, never on the held-out fold; with none, it keeps its last
+epoch) and predicts the held-out fold, so every record gets one out-of-fold
+prediction. With one "fold", the model trains on the rest and its out-of-fold
+predictions are those of the ``val_fraction`` share (which also chose its checkpoint). The command writes the fold models (``fold1`` ...),
 ``out_of_fold.npz`` (names, classes, probabilities, labels, folds) and
 ``crossval.json`` (scores at thresholds 0.5 and with cross-validated tuned
 thresholds, per-class record counts).

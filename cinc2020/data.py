@@ -378,9 +378,15 @@ def stratified_folds(labels: np.ndarray, proportions: list[float], seed: int) ->
     return fold
 
 
-def development_and_test(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The project's fixed split of the dev records: 80 % to develop recipes on, 20 % held out to test
-    them once (experiments/evaluate_recipe.py). Fixed here, apart from any configuration."""
+def development_and_test(dx_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """The project's fixed split of the dev records (``dx_lists``: every record's codes, in folder order):
+    80 % to develop recipes on, 20 % held out to test them once (experiments/evaluate_recipe.py).
+
+    It stratifies on the SNOMED classes with at least 5 records, whatever a run's own configuration
+    keeps, so that no setting moves a record between the two.
+    """
+    classes = model_classes([dx for dx in dx_lists if dx], Config(labels="snomed", min_positives=5))
+    labels = np.array([[c in to_scheme(dx, "snomed") for c in classes] for dx in dx_lists], dtype=np.float32)
     fold = stratified_folds(labels, [0.8, 0.2], seed=0)
     return np.flatnonzero(fold == 0), np.flatnonzero(fold == 1)
 

@@ -377,7 +377,7 @@ def plot_history(history: list[dict], best_epoch: int, path: Path) -> None:
             right.plot(epochs, [h[key] for h in history], label=name)
         right.set(xlabel="epoch", title="Validation scores (thresholds 0.5)")
         right.legend()
-    else:  # a refit on every record: nothing to validate on
+    else:  # a refit, or val_fraction 0: nothing to validate on
         right.plot(epochs, [h["lr"] for h in history])
         right.set(xlabel="epoch", title="Learning rate at the end of each epoch")
     for axis in (left, right):

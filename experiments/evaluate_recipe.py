@@ -72,7 +72,7 @@ def train(work: Path, seed: int) -> tuple[Path, list[str], float | None]:
     """The default recipe trained on the development records (or the finished one read back); the test
     record names; the training minutes (None when read back)."""
     data = load_training_set(PTBXL, Config())
-    development, test = development_and_test(data.labels)
+    development, test = development_and_test(data.dx)
     names = np.array(data.names)
     model_dir = work / "model"
     minutes = None

@@ -6,7 +6,8 @@
 Protocol, fixed before any run: the 4,880 development records of the PTB-XL dev set
 (``evaluate_recipe.py``'s split: the 1,220 test records are never read), 3 folds drawn
 once (fold seed 0, shared by every run), at most ``EPOCHS`` epochs a fold, each fold's
-checkpoint chosen by validation loss on a stratified 20 % of its training part.
+checkpoint chosen by validation loss on a stratified 20 % of its training part (unless a
+run says otherwise).
 Every run is scored out of fold: the Challenge metric with thresholds tuned on the
 other folds (the headline), macro AUROC, and the same thresholds applied to the
 held-out records seen through the 6 limb leads and through leads I and II alone
@@ -95,8 +96,8 @@ LENGTHS = [
     # it. The shipped refit has no validation part and keeps its last epoch; fold models that train the same
     # way are its closer relatives (for the thresholds tuned on them) and see a quarter more records, and
     # schedule_20's folds kept epochs 20, 19 and 17 anyway.
-    ("whole_folds", {"val_fraction": 0.0}, "each fold model trains on all its records (no 20 % validation "
-                                           "part) and keeps its last epoch, as the refit does"),
+    ("no_validation", {"val_fraction": 0.0}, "each fold model trains on all its records (no 20 % validation "
+                                             "part) and keeps its last epoch, as the refit does"),
     ("schedule_30", {**SCHEDULE, "epochs": 30}, "the schedule over 30 epochs"),
 ]
 # Changes made for speed (the inference budget of one network needs the stride), decided before their run.
@@ -129,7 +130,7 @@ def run(work: Path, name: str, overrides: dict, processes, report_only: bool = F
         return None
     if not saved.exists():
         data = load_training_set(PTBXL, config)
-        development, _ = development_and_test(data.labels)
+        development, _ = development_and_test(data.dx)
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True).stdout.strip()
         started = time.time()
@@ -182,7 +183,7 @@ def first_folds(work: Path, run: dict) -> dict | None:
         return None
     config = screened_config(run["overrides"])
     data = load_training_set(PTBXL, config)
-    development, _ = development_and_test(data.labels)
+    development, _ = development_and_test(data.dx)
     parent = np.load(work / run["parent"] / "predictions.npz")
     classes, fold_of = list(parent["classes"]), parent["fold_of"]
     dx = [json.loads(d) for d in parent["dx"]]
@@ -272,7 +273,7 @@ def write_report(rows: list[dict], path: Path, stopped: dict | None) -> None:
         f"runs: the **{rows[0]['records']:,} development records** of `../shared/data/ptbxl` (PTB-XL, 100 Hz, 10 s; "
         "the 1,220 test records are not read), the same 3 folds for every run (fold seed 0), at most "
         f"{EPOCHS} epochs a fold unless the row says otherwise, each fold's checkpoint chosen by validation loss "
-        "on 20 % of its training part. Scores are out of fold: the Challenge metric with thresholds tuned on the "
+        "on 20 % of its training part, each unless the row says otherwise. Scores are out of fold: the Challenge metric with thresholds tuned on the "
         "other folds, macro AUROC, and the Challenge metric of the held-out records read through the 6 limb "
         "leads or leads I and II alone (the other leads zero, limb leads derived) with those same 12-lead "
         "thresholds. The two reduced columns agree by construction: I and II determine the other four limb "

@@ -8,7 +8,7 @@ from conftest import FIXTURES, run_script
 from cinc2020 import crossval
 from cinc2020.config import Config
 from cinc2020.crossval import cross_validate
-from cinc2020.data import load_training_set
+from cinc2020.data import load_training_set, stratified_folds
 from cinc2020.inference import decide
 from cinc2020.labels import CPSC_CLASSES
 from cinc2020.scoring import read_dx, score_predictions
@@ -62,6 +62,8 @@ def test_without_a_validation_part_each_fold_trains_on_all_its_records_and_keeps
     data = load_training_set(FIXTURES / "cpsc_text", config)
     oof = cross_validate(data, config, 3, tmp_path, (0, 1, torch.device("cpu")))
     assert sorted(oof.rows.tolist()) == list(range(18))
+    # the same folds as with a validation part, so that runs with and without one compare record by record
+    np.testing.assert_array_equal(oof.fold_of, stratified_folds(data.labels, [1.0] * 3, config.seed))
     for model_dir in oof.model_dirs:
         document = json.loads((model_dir / "model.json").read_text())
         assert document["training_data"]["train_records"] == 12
