@@ -272,12 +272,13 @@ def write_report(rows: list[dict], path: Path, stopped: dict | None) -> None:
         "Written by `python experiments/screen_recipes.py WORK_DIR` (CPU, 2 cores). Protocol fixed before the "
         f"runs: the **{rows[0]['records']:,} development records** of `../shared/data/ptbxl` (PTB-XL, 100 Hz, 10 s; "
         "the 1,220 test records are not read), the same 3 folds for every run (fold seed 0), at most "
-        f"{EPOCHS} epochs a fold unless the row says otherwise, each fold's checkpoint chosen by validation loss "
-        "on 20 % of its training part, each unless the row says otherwise. Scores are out of fold: the Challenge metric with thresholds tuned on the "
+        f"{EPOCHS} epochs a fold and each fold's checkpoint chosen by validation loss on 20 % of its training "
+        "part, unless the row says otherwise. Scores are out of fold: the Challenge metric with thresholds tuned on the "
         "other folds, macro AUROC, and the Challenge metric of the held-out records read through the 6 limb "
         "leads or leads I and II alone (the other leads zero, limb leads derived) with those same 12-lead "
-        "thresholds. The two reduced columns agree by construction: I and II determine the other four limb "
-        "leads, so both reach the network as the same six leads.",
+        "thresholds. The two reduced columns agree up to float rounding (within 0.001 in every run): I and II "
+        "determine the other four limb leads, so both reach the network as the same six leads, those four "
+        "recorded in one and computed in the other.",
         "",
         f"The baseline ran with {len(baselines)} training seeds: spread {max(baselines) - min(baselines):.3f}. "
         "Each change runs on top of the best recipe so far and is kept only if it beats it by more than the "
