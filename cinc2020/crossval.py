@@ -8,7 +8,8 @@ model is trained on the other folds (its checkpoint chosen on a stratified share
 those, ``val_fraction``, never on the held-out fold; with none, it keeps its last
 epoch) and predicts the held-out fold, so every record gets one out-of-fold
 prediction. With one "fold", the model trains on the rest and its out-of-fold
-predictions are those of the ``val_fraction`` share (which also chose its checkpoint). The command writes the fold models (``fold1`` ...),
+predictions are those of the ``val_fraction`` share (which also chose its
+checkpoint). The command writes the fold models (``fold1`` ...),
 ``out_of_fold.npz`` (names, classes, probabilities, labels, folds) and
 ``crossval.json`` (scores at thresholds 0.5 and with cross-validated tuned
 thresholds, per-class record counts).

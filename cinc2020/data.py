@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .config import Config
 from .cpus import available_cpus
-from .labels import CPSC_CLASSES, source_of, to_scheme, undetermined_classes
+from .labels import CPSC_CLASSES, label_matrix, source_of, to_scheme, undetermined_classes
 from .models import N_DEMOGRAPHICS, N_LEADS
 from .records import RecordError, parse_header, read_record, resample, standard_leads
 from .scoring import load_weights
@@ -386,8 +386,7 @@ def development_and_test(dx_lists: list[list[str]]) -> tuple[np.ndarray, np.ndar
     keeps, so that no setting moves a record between the two.
     """
     classes = model_classes([dx for dx in dx_lists if dx], Config(labels="snomed", min_positives=5))
-    labels = np.array([[c in to_scheme(dx, "snomed") for c in classes] for dx in dx_lists], dtype=np.float32)
-    fold = stratified_folds(labels, [0.8, 0.2], seed=0)
+    fold = stratified_folds(label_matrix(dx_lists, classes, "snomed"), [0.8, 0.2], seed=0)
     return np.flatnonzero(fold == 0), np.flatnonzero(fold == 1)
 
 

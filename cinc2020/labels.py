@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 NORMAL_CLASS = "426783006"  # sinus rhythm: the always-normal baseline of the Challenge metric
 EQUIVALENT_CLASSES = (
     ("713427006", "59118001"),   # complete right bundle branch block ~ right bundle branch block
@@ -78,6 +80,12 @@ def to_scheme(dx: list[str], scheme: str) -> set[str]:
             mapped = {"Normal"}
         return mapped
     raise ValueError(f"unknown label scheme {scheme!r}: use one of {', '.join(SCHEMES)}")
+
+
+def label_matrix(dx_lists: list[list[str]], classes: list[str], scheme: str) -> np.ndarray:
+    """Records x ``classes``, True where a record's ``#Dx`` entries name the class in ``scheme``."""
+    return np.array([[c in to_scheme(dx, scheme) for c in classes] for dx in dx_lists], dtype=bool).reshape(
+        len(dx_lists), len(classes))
 
 
 def undetermined_classes(dx: list[str], scheme: str) -> set[str]:

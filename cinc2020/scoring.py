@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .labels import CPSC_CLASSES, NORMAL_CLASS, representative, to_scheme
+from .labels import CPSC_CLASSES, NORMAL_CLASS, label_matrix, representative, to_scheme
 from .records import header_comments
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -226,12 +226,7 @@ def scheme_labels(dx_lists: list[list[str]], scheme: str) -> tuple[list[str], np
     else:
         found = {c for dx in dx_lists for c in to_scheme(dx, scheme)}
         scored = [c for c in CPSC_CLASSES if c in found]
-    labels = np.zeros((len(dx_lists), len(scored)), dtype=bool)
-    for i, dx in enumerate(dx_lists):
-        for c in to_scheme(dx, scheme):
-            if c in scored:
-                labels[i, scored.index(c)] = True
-    return scored, labels
+    return scored, label_matrix(dx_lists, scored, scheme)
 
 
 def scored_columns(values: np.ndarray, classes: list[str], scored: list[str]) -> np.ndarray:

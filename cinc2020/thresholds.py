@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .inference import decide
-from .labels import to_scheme
+from .labels import label_matrix
 from .scoring import BETA, auc, confusion, decision_metric
 
 CANDIDATES = np.round(np.arange(0.02, 0.99, 0.02), 2)
@@ -32,7 +32,7 @@ def tune_thresholds(probabilities: np.ndarray, dx_lists: list[list[str]], classe
                     candidates: np.ndarray = CANDIDATES) -> tuple[np.ndarray, float]:
     """Thresholds (one per class) and the score they reach on these records."""
     metric = decision_metric(dx_lists, classes, scheme)
-    labels = np.array([[c in to_scheme(dx, scheme) for c in classes] for dx in dx_lists], dtype=bool)
+    labels = label_matrix(dx_lists, classes, scheme)
     tuned = ~(auc(labels, probabilities)[0] <= 0.5)  # a class without positives (NaN) is tuned as before
     starts = [np.full(len(classes), 0.5), per_class_f_beta_thresholds(probabilities, labels, candidates)]
     starts = [np.where(tuned, start, NEVER) for start in starts]
