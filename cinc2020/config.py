@@ -76,11 +76,17 @@ class Config:
                              f"not {len(self.stage_strides)}")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be at least 0 and below 1, not {self.val_fraction}")
-        if self.val_fraction == 0 and self.schedule == "constant":
-            raise ValueError("with val_fraction 0 the last epoch is kept, so it needs a schedule that ends: "
-                             "set schedule to \"cosine\"")
+        if self.val_fraction == 0:
+            self.require_schedule_that_ends("a network with val_fraction 0")
         if self.records_without_class is None:
             self.records_without_class = "skip" if self.labels == "cpsc" else "negative"
+
+    def require_schedule_that_ends(self, who: str, otherwise: str = "") -> None:
+        """Refuse a constant rate where ``who`` keeps its last epoch: there, the last epoch of a constant
+        rate would be no choice at all."""
+        if self.schedule == "constant":
+            raise ValueError(f"{who} keeps its last epoch, so it needs a schedule that ends: "
+                             f"set schedule to \"cosine\"{otherwise}")
 
     def to_json(self) -> dict:
         return asdict(self)

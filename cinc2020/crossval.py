@@ -46,6 +46,12 @@ class OutOfFold:
     model_dirs: list[Path]     # one model per fold
 
 
+def refuse_one_fold_without_validation(folds: int, config: Config) -> None:
+    if folds == 1 and config.val_fraction == 0:
+        raise ValueError("one fold predicts its validation part out of fold, and val_fraction 0 leaves none: "
+                         "use two folds or more")
+
+
 def cross_validate(data: TrainingSet, config: Config, folds: int, out_dir: str | Path,
                    processes: tuple[int, int, torch.device], resume: bool = False, source: str = "",
                    rows: np.ndarray | None = None, label: str = "",
@@ -64,10 +70,8 @@ def cross_validate(data: TrainingSet, config: Config, folds: int, out_dir: str |
         raise ValueError(f"--folds must be between 1 and the number of records ({len(rows)}), not {folds}")
     rank = processes[0]
     fold_seed = config.seed if fold_seed is None else fold_seed
+    refuse_one_fold_without_validation(folds, config)
     if folds == 1:
-        if config.val_fraction == 0:
-            raise ValueError("one fold predicts its validation part out of fold, and val_fraction 0 leaves none: "
-                             "use two folds or more")
         pool = np.concatenate([rows, extra])
         inner_train, inner_val = split(data.labels[pool], config, fold_seed)
         fold_of = np.where(np.isin(rows, pool[inner_val]), 0, -1)
@@ -138,6 +142,7 @@ def main(argv=None):
     parser.add_argument("--resume", action="store_true", help="keep finished folds, resume the one under way")
     args = parser.parse_args(argv)
     config = config_from_environment(labels=args.labels, model=args.model, epochs=args.epochs)
+    refuse_one_fold_without_validation(args.folds, config)  # before the records are read
     processes = start_processes()
     data = load_data(args.train_dir, config)
     out_dir = Path(args.out_dir)

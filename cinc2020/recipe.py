@@ -31,7 +31,7 @@ import torch.distributed as dist
 
 from . import checkpoint
 from .config import Config
-from .crossval import OutOfFold, cross_validate, report
+from .crossval import OutOfFold, cross_validate, refuse_one_fold_without_validation, report
 from .data import TrainingSet
 from .ensemble import cross_validated_stacking, fit_stacker, stacker_probabilities
 from .thresholds import tune_thresholds
@@ -128,9 +128,10 @@ def refit(data: TrainingSet, config: Config, out_dir: Path, processes, resume: b
 def train_ensemble(train_dir: str | Path, model_dir: str | Path, configs: list[Config], folds: int = FOLDS,
                    stacking: bool = STACKING, resume: bool = False, refit_all: bool = REFIT) -> dict:
     """Train the recipe on the records of ``train_dir``; save the model in ``model_dir``."""
-    if refit_all and any(c.schedule == "constant" for c in configs):
-        raise ValueError("a refit keeps its last epoch, so it needs a schedule that ends: "
-                         "set schedule to \"cosine\" (or train without --refit)")
+    for config in configs:  # refused before any record is read
+        if refit_all:
+            config.require_schedule_that_ends("a refit", " (or train without --refit)")
+        refuse_one_fold_without_validation(folds, config)
     rank, world, run_on = start_processes()
     model_dir = Path(model_dir)
     datasets = [load_data(train_dir, config) for config in configs]

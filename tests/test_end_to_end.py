@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES, ROOT, run_script
+from cinc2020.config import Config
 from cinc2020.ensemble import combine
 from cinc2020.labels import CPSC_CLASSES
+from cinc2020.recipe import train_ensemble
 from cinc2020.thresholds import tune_thresholds
 from cinc2020.scoring import evaluate_directories, find_pairs, read_dx, score_predictions
 
@@ -191,6 +193,14 @@ def test_training_on_a_folder_without_labels_stops_clearly(tmp_path):
     result = run_script(ROOT / "train_model.py", tmp_path, tmp_path / "model")
     assert result.returncode != 0
     assert "no usable labelled record" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_plans_that_cannot_work_are_refused_before_any_record_is_read(tmp_path):
+    missing = tmp_path / "no such folder"  # reading it would fail otherwise, and differently
+    with pytest.raises(ValueError, match="two folds or more"):
+        train_ensemble(missing, tmp_path / "model", [Config(val_fraction=0.0)], folds=1)
+    with pytest.raises(ValueError, match="a refit keeps its last epoch"):
+        train_ensemble(missing, tmp_path / "model", [Config(schedule="constant")], refit_all=True)
 
 
 @pytest.mark.shared_data
