@@ -273,7 +273,10 @@ def screen(work: Path, stop_after: str | None, report_only: bool = False) -> tup
         if stop:
             return outcome()
     # Added after wider was kept, before peak_lr finished: the noise at the recipe the screening ends with,
-    # 20 epochs of a larger network, which the 8-epoch baseline's two seeds may not tell.
+    # 20 epochs of a larger network, which the 8-epoch baseline's two seeds may not tell. Last, so that it
+    # decides nothing. (A baseline that nothing beat has its repeat already.)
+    if best_name == "baseline":
+        return outcome()
     name, overrides = f"{best_name}_seed1", {**best_overrides, "seed": 1}
     result = run(work, name, overrides, processes, report_only)
     decision = None if result is None else \
@@ -302,7 +305,8 @@ def write_report(rows: list[dict], path: Path, stopped: dict | None) -> None:
         "Each change runs on top of the best recipe so far and is kept only if it beats it by more than the "
         "spread (augmentation: if it lifts the I-and-II score by more than the spread at a 12-lead cost no larger; "
         "the stride, a change for speed decided on before its run: if it costs no more than the spread). A decision "
-        "taken against the rule says so, and why, on its row.",
+        "taken against the rule says so, and why, on its row. The best recipe then runs again with training "
+        "seed 1 (the last row, which decides nothing), for the spread at the recipe the screening ends with.",
         "",
         f"Runs of commit {EARLY_COMMIT} drew their random streams from one generator per purpose; later code draws "
         "them afresh each epoch from the seed (for a run, the effect is that of another seed). Minutes are wall "
@@ -327,6 +331,8 @@ def write_report(rows: list[dict], path: Path, stopped: dict | None) -> None:
                   f"(both decided with thresholds tuned on {stopped['parent']}'s other folds)."]
     not_run = [name for name, *_ in RUNS
                if name not in {r["name"] for r in rows} and name != (stopped or {}).get("name")]
+    if not any(r["decision"].startswith("repeat") for r in rows) and "_seed1" not in (stopped or {}).get("name", ""):
+        not_run.append("the repeat of the best recipe with training seed 1")
     if not_run:
         lines += ["", f"Not run yet: {', '.join(not_run)}."]
     lines += ["", "![Screening](screening.png)"]
