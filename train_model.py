@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 
+from cinc2020.config import given_options
 from cinc2020.models import ARCHITECTURES
 from cinc2020.recipe import FOLDS, MODELS, REFIT
 from train_12ECG_classifier import train_12ECG_classifier
@@ -42,8 +43,9 @@ def main(argv=None):
     print("Running training code...")
     try:
         train_12ECG_classifier(args.input_directory, args.output_directory, resume=args.resume, models=args.model,
-                               folds=args.folds, stacking=args.stacking, refit=args.refit, labels=args.labels,
-                               class_weights=args.class_weights, epochs=args.epochs, seed=args.seed)
+                               folds=args.folds, stacking=args.stacking, refit=args.refit,
+                               **given_options(labels=args.labels, class_weights=args.class_weights,
+                                               epochs=args.epochs, seed=args.seed))
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"train_model.py: {error}")
     print("Done.")

@@ -118,11 +118,17 @@ class Config:
 ENVIRONMENT_VARIABLE = "CINC2020_CONFIG"
 
 
+def given_options(**options) -> dict:
+    """The command-line options a user gave: argparse leaves the others None."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def config_from_environment(**overrides) -> Config:
     """Defaults, then JSON from ``$CINC2020_CONFIG`` (text or a file path), then ``overrides``.
 
     The organisers' own ``train_model.py`` takes no options; the environment
-    variable is how a team changes the configuration under it.
+    variable is how a team changes the configuration under it. An override of None
+    means None (no gradient clipping, say): a command line passes only the options given.
     """
     import os
     import sys
@@ -137,7 +143,7 @@ def config_from_environment(**overrides) -> Config:
         chosen.update(json.loads(text))
         print(f"${ENVIRONMENT_VARIABLE} changes the configuration: {json.dumps(chosen, sort_keys=True)}",
               file=sys.stderr)
-    chosen.update({k: v for k, v in overrides.items() if v is not None})
+    chosen.update(overrides)
     values.update(DESIGN_DEFAULTS.get(chosen.get("model", values["model"]), {}))
     values.update(chosen)
     return Config.from_json(values)

@@ -29,7 +29,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from . import checkpoint
-from .config import Config, config_from_environment
+from .config import Config, config_from_environment, given_options
 from .data import TrainingSet, stratified_folds
 from .inference import decide, load_model, predict_probabilities
 from .models import ARCHITECTURES
@@ -142,7 +142,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--resume", action="store_true", help="keep finished folds, resume the one under way")
     args = parser.parse_args(argv)
-    config = config_from_environment(labels=args.labels, model=args.model, epochs=args.epochs)
+    config = config_from_environment(**given_options(labels=args.labels, model=args.model, epochs=args.epochs))
     refuse_one_fold_without_validation(args.folds, config)  # before the records are read
     processes = start_processes()
     data = load_data(args.train_dir, config)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cinc2020.config import Config, config_from_environment
+from cinc2020.config import Config, config_from_environment, given_options
 from cinc2020.models import CRNN, CNNAttentionGRU, MaskedBatchNorm, SEResNet, build_model, n_windows
 
 # The source designs' plain stages (15 layers, the first at full rate); the defaults are the screened SE stages.
@@ -186,6 +186,12 @@ def test_a_configuration_from_the_environment_is_announced(monkeypatch, capsys):
     monkeypatch.setenv("CINC2020_CONFIG", '{"epochs": 3}')
     assert config_from_environment().epochs == 3
     assert capsys.readouterr().err.strip() == '$CINC2020_CONFIG changes the configuration: {"epochs": 3}'
+
+
+def test_an_override_of_none_means_none_and_a_command_line_passes_only_what_it_was_given(monkeypatch):
+    monkeypatch.delenv("CINC2020_CONFIG", raising=False)
+    assert Config().gradient_clip is not None and config_from_environment(gradient_clip=None).gradient_clip is None
+    assert given_options(labels=None, epochs=3, class_weights=False) == {"epochs": 3, "class_weights": False}
 
 
 def test_records_without_class_follow_the_label_scheme(monkeypatch):
