@@ -13,7 +13,8 @@ def train_12ECG_classifier(input_directory, output_directory, resume=False, mode
     architecture retrained on every record), thresholds tuned out of fold, and a
     stacking meta-classifier when there are two architectures and ``stacking``.
     Each network's configuration is the default one, changed by ``$CINC2020_CONFIG``
-    (JSON, or a path to a JSON file) and then by keyword ``overrides``. With
+    (JSON, or a path to a JSON file) and then by keyword ``overrides``, applied as given, None
+    included (a command line passes only the options given: ``config.given_options``). With
     ``resume``, a killed run keeps its finished folds and continues the one under way.
     """
     configs = [config_from_environment(model=model, **overrides) for model in (models or MODELS)]

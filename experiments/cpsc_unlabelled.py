@@ -34,7 +34,8 @@ from cinc2020.train import start_processes  # noqa: E402
 PTBXL = ROOT.parent / "shared" / "data" / "ptbxl"
 # The recipe docs/cpsc_scheme.md was measured with, before the defaults became the screened recipe.
 RECIPE_OF_ITS_TIME = {"block": "plain", "conv_channels": (16, 32, 32, 48, 48), "stage_strides": (1, 2, 2, 2, 2),
-                      "schedule": "constant", "weight_decay": 0.0, "gradient_clip": None, "augment": False}
+                      "schedule": "constant", "weight_decay": 0.0, "gradient_clip": None, "augment": False,
+                      "lr": 1e-3}
 
 
 def main(argv=None):
