@@ -60,7 +60,7 @@ def test_choosing_the_attention_model_brings_its_defaults(monkeypatch):
     assert config_from_environment(model="cnn_attention").class_weights and not config_from_environment().class_weights
 
 
-STRONG = dict(block="se_residual", conv_channels=(32, 32, 64, 64, 64), stage_strides=(2, 2, 2, 2, 2))
+STRONG = dict(block="se_residual", conv_channels=(32, 32, 64, 128, 128), stage_strides=(2, 2, 2, 2, 2))
 EVERY_NETWORK = {
     "crnn": CONFIG, "crnn se_residual": Config(**STRONG),
     "attention": ATTENTION, "attention se_residual": Config(model="cnn_attention", **STRONG),
@@ -150,7 +150,7 @@ def test_strong_stages_are_residual_with_squeeze_excitation():
         model = build_model(EVERY_NETWORK[name], 3)
         assert len(model.convolutions.stages) == 5 and count_convolutions(model) == 15
         assert all(stage.residual and stage.excite is not None for stage in model.convolutions.stages)
-        assert [stage.entry.conv.out_channels for stage in model.convolutions.stages] == [32, 32, 64, 64, 64]
+        assert [stage.entry.conv.out_channels for stage in model.convolutions.stages] == [32, 32, 64, 128, 128]
     assert isinstance(build_model(EVERY_NETWORK["se_resnet"], 3), SEResNet)
     crnn = build_model(EVERY_NETWORK["crnn se_residual"], 3)
     assert crnn.features.out_features == 12  # still 12 features per window
