@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import joblib
+from joblib.externals.loky import get_reusable_executor
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -245,6 +246,9 @@ def _build_cache(headers: list[Path], config: Config, root: Path, folder: Path, 
                 offsets.append(position)
                 lengths.append(signal.shape[1])
                 position += signal.shape[1]
+        # joblib keeps its worker processes for reuse; a process started by multiprocessing (torch's spawn)
+        # waits for its children at exit, so they would hold it up to their 300-s idle timeout.
+        get_reusable_executor().shutdown(wait=True)
         index = {"names": names, "dx": dx_lists, "demographics": demographics, "offsets": offsets,
                  "lengths": lengths, "skipped": skipped}
         (building / "index.json").write_text(json.dumps(index))
