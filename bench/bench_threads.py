@@ -7,11 +7,12 @@ Starts its own competing load (a PyTorch process multiplying matrices on 2 threa
 with PyTorch's default, spinning, OpenMP waits) and measures, idle and beside it:
 
   * driver.py over real PTB-XL records (../shared/data/ptbxl, 100 Hz, 10 s): records/s once loaded;
-  * one training epoch (crnn, batch 20) over the first --train-records PTB-XL records: seconds;
+  * one training epoch of the shipped architecture (batch 20) over the first --train-records
+    training records of the PTB-XL stratified split: seconds;
 
-for the thread policies compared: the entry's (cinc2020/cpus.py: passive OpenMP waits, one thread
-for the driver, every available core for training), every core for both with passive waits, and the
-earlier one (every core, spinning waits).
+for the thread policies compared: the entry's (cinc2020/cpus.py: PyTorch's OpenMP waits, one thread
+for the driver, every available core for training), passive waits (the entry's earlier policy),
+and every core for the driver.
 Prints the cores this process may use and the threads the entry chose. With --image TAG it also
 runs the driver in that image under `podman run --cpus=1` (bash scripts/container.sh build makes
 it) and prints what the entry chose there and its speed.
@@ -41,28 +42,19 @@ while True:
 """
 
 EPOCH = """
-import sys, time
-import numpy as np
-from cinc2020.config import Config
-from cinc2020.cpus import training_threads, use_threads
-from cinc2020.data import load_training_set
-from cinc2020.train import fit
-use_threads(training_threads())
-config = Config(model="crnn", epochs=1)
-data = load_training_set(sys.argv[1], config)
-rows = np.arange(int(sys.argv[2]))
-started = time.perf_counter()
-fit(data, rows, rows[:20], config, sys.argv[3], (0, 1, __import__("torch").device("cpu")))
-print(time.perf_counter() - started)
+import sys
+sys.path.insert(0, "bench")
+from bench_entry import training_epoch
+from cinc2020.train import start_processes
+print(training_epoch(sys.argv[1], "cnn_attention", start_processes(), int(sys.argv[2]))[0])
 """
 
 from bench_entry import time_driver  # noqa: E402
 
 POLICIES = {  # name: environment
-    "entry (passive waits; driver 1 thread, training all cores)": {},
-    f"passive waits, {os.cpu_count()} threads for the driver": {"OMP_NUM_THREADS": str(os.cpu_count())},
-    f"earlier (spinning waits, {os.cpu_count()} threads)": {"OMP_WAIT_POLICY": "ACTIVE",
-                                                            "OMP_NUM_THREADS": str(os.cpu_count())},
+    "entry (PyTorch's waits; driver 1 thread, training all cores)": {},
+    "passive waits (the entry's earlier policy)": {"OMP_WAIT_POLICY": "PASSIVE"},
+    f"PyTorch's waits, {os.cpu_count()} threads for the driver": {"OMP_NUM_THREADS": str(os.cpu_count())},
 }
 
 
@@ -72,9 +64,8 @@ def environment(changes: dict) -> dict:
 
 
 def epoch_seconds(records: int, changes: dict) -> float:
-    with tempfile.TemporaryDirectory() as out:
-        run = subprocess.run([sys.executable, "-c", EPOCH, str(SHARED / "data" / "ptbxl"), str(records), out],
-                             check=True, capture_output=True, text=True, env=environment(changes), cwd=ROOT)
+    run = subprocess.run([sys.executable, "-c", EPOCH, str(SHARED / "data" / "ptbxl"), str(records)],
+                         check=True, capture_output=True, text=True, env=environment(changes), cwd=ROOT)
     return float(run.stdout.strip().splitlines()[-1])
 
 

@@ -6,11 +6,14 @@ that the affinity mask and the cgroup CPU quota (v2 ``cpu.max``, v1
 ``cpu.cfs_quota_us`` over ``cpu.cfs_period_us``, on this process's cgroup or any
 parent) allow. Threads beyond them only take turns on the same cores.
 
-The waiting policy matters as much as the count: an OpenMP thread that finishes
-its share of an operation spins for the next one by default, which on a busy
-machine takes the core from the threads that still have work (here, beside one
-other two-thread PyTorch process, the driver fell to a tenth of its speed).
-``cinc2020/__init__.py`` asks for passive waits before PyTorch loads.
+How OpenMP threads wait matters as much as their count. PyTorch's default
+(libgomp: a thread that finishes its share spins a while for the next operation,
+then sleeps) is what training needs: its many small operations each start a team,
+and with ``OMP_WAIT_POLICY=PASSIVE`` (sleep at once) one epoch of the attention
+network took 2.4 times as long on our 2 cores (bench/bench_training_threads.py).
+Spinning costs the neighbours: beside another busy process both slow down, so
+train on an otherwise idle machine. Classifying runs one thread, which has no team
+to wait for, so the driver is the same under either policy.
 """
 
 from __future__ import annotations
@@ -73,9 +76,9 @@ def available_cpus(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) ->
     return max(1, cores)
 
 
-# One record at a time is too little work to share: on our 2 cores one intra-op thread classified 65
-# PTB-XL records/s idle against 53 with two, and kept 0.68x of that beside another busy PyTorch process
-# (bench/bench_threads.py). Training batches are large enough to use every available core.
+# One record at a time is too little work to share: on our 2 cores one intra-op thread classified more
+# PTB-XL records/s than two, idle and beside another busy PyTorch process (bench/bench_threads.py).
+# Training batches are large enough to use every available core.
 INFERENCE_THREADS = 1
 
 

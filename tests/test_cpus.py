@@ -87,10 +87,11 @@ def test_the_driver_classifies_on_one_thread():
                           cwd=root).stdout.strip() == "1"
 
 
-def test_openmp_threads_wait_passively():
+def test_the_package_leaves_openmp_waits_to_pytorch():
+    # Passive waits made a training epoch 2.4 times as long (cinc2020/cpus.py), so nothing may set them.
     import subprocess
     import sys
-    code = "import cinc2020, os; print(os.environ['OMP_WAIT_POLICY'])"
+    code = "import cinc2020.train, os; print(os.environ.get('OMP_WAIT_POLICY', 'unset'))"
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          cwd=os.path.dirname(os.path.dirname(__file__))).stdout.strip() == "PASSIVE"
+                          cwd=os.path.dirname(os.path.dirname(__file__))).stdout.strip() == "unset"
