@@ -52,14 +52,14 @@ print(training_epoch(sys.argv[1], "cnn_attention", start_processes(), int(sys.ar
 from bench_entry import time_driver  # noqa: E402
 
 POLICIES = {  # name: environment
-    "entry (PyTorch's waits; driver 1 thread, training all cores)": {},
+    "entry (PyTorch's waits; driver 1 thread, training all)": {},
     "passive waits (the entry's earlier policy)": {"OMP_WAIT_POLICY": "PASSIVE"},
     f"PyTorch's waits, {os.cpu_count()} threads for the driver": {"OMP_NUM_THREADS": str(os.cpu_count())},
 }
 
 
 def environment(changes: dict) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "CINC2020_CONFIG")}
     return {**env, **changes}
 
 

@@ -1,4 +1,4 @@
-"""How many CPU cores this process may use, and how its compute threads wait.
+"""How many CPU cores this process may use, and why its compute threads wait as PyTorch has them wait.
 
 ``os.cpu_count()`` counts the machine's cores. A container run with ``--cpus=1``,
 ``taskset`` or a batch scheduler allows fewer: the cores available are the fewest
@@ -7,13 +7,15 @@ that the affinity mask and the cgroup CPU quota (v2 ``cpu.max``, v1
 parent) allow. Threads beyond them only take turns on the same cores.
 
 How OpenMP threads wait matters as much as their count. PyTorch's default
-(libgomp: a thread that finishes its share spins a while for the next operation,
-then sleeps) is what training needs: its many small operations each start a team,
-and with ``OMP_WAIT_POLICY=PASSIVE`` (sleep at once) one epoch of the attention
-network took 2.4 times as long on our 2 cores (bench/bench_training_threads.py).
-Spinning costs the neighbours: beside another busy process both slow down, so
-train on an otherwise idle machine. Classifying runs one thread, which has no team
-to wait for, so the driver is the same under either policy.
+(libgomp: a thread that finishes its share spins a while for the next parallel
+region, then sleeps) is what training needs: its many small operations each open a
+region whose idle threads must be woken, and with ``OMP_WAIT_POLICY=PASSIVE``
+(sleep at once) one epoch of the attention network took 2.2 to 2.8 times as long
+on our 2 cores (bench/bench_training_threads.py). Spinning costs under contention:
+beside another busy process a training epoch took 3.5 times as long or more,
+against 1.3 times with passive waits (bench/bench_threads.py), so train on an
+otherwise idle machine. Classifying runs one thread, which has no team to wait
+for, so the driver is the same under either policy.
 """
 
 from __future__ import annotations
@@ -76,8 +78,9 @@ def available_cpus(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) ->
     return max(1, cores)
 
 
-# One record at a time is too little work to share: on our 2 cores one intra-op thread classified more
-# PTB-XL records/s than two, idle and beside another busy PyTorch process (bench/bench_threads.py).
+# One record at a time is too little work to share: on our 2 cores one intra-op thread classified about
+# as many PTB-XL records/s as two idle (114.6 against 117.7) and 3.4 times as many beside another busy
+# PyTorch process (84.9 against 25.1; bench/bench_threads.py).
 # Training batches are large enough to use every available core.
 INFERENCE_THREADS = 1
 
