@@ -135,7 +135,7 @@ PHASE_2 = [
     # Twice the weights of the recipe that set weight decay at 0.01 may want more of it.
     ("weight_decay_5x", {"weight_decay": 0.05}, "weight decay 0.05"),
     # 30 epochs tied 20 at 64 channels (schedule_30); the wider network may use them. 1.5 times the cost: the
-    # default command (about 45 minutes since training keeps PyTorch's OpenMP waits) could afford it.
+    # default command (42 minutes since training keeps PyTorch's OpenMP waits) could afford it.
     ("schedule_30_wider", {"epochs": 30}, "the schedule over 30 epochs"),
 ]
 EARLY_COMMIT = "a709a32"  # the runs saved before the commit was recorded ran this commit's code
