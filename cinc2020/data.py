@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -304,15 +305,8 @@ def load_training_set(directory: str | Path, config: Config, classes: list[str] 
         raise ValueError(f"no usable labelled record in {directory} ({len(skipped)} skipped)")
     names = [names[i] for i in keep]
     dx_lists = [dx_lists[i] for i in keep]
-    labels = np.zeros((len(names), len(classes)), dtype=np.float32)
-    column = {c: j for j, c in enumerate(classes)}
-    unknown: dict[str, int] = {}
-    for i, dx in enumerate(dx_lists):
-        for c in to_scheme(dx, config.labels):
-            if c in column:
-                labels[i, column[c]] = 1
-            else:
-                unknown[c] = unknown.get(c, 0) + 1
+    labels = label_matrix(dx_lists, classes, config.labels).astype(np.float32)
+    unknown = dict(Counter(c for dx in dx_lists for c in to_scheme(dx, config.labels) if c not in classes))
     mask = loss_mask(names, dx_lists, labels, classes, config.labels)
     return TrainingSet(names, store.subset(np.array(keep)), labels, classes, dx_lists, mask, demographics[keep],
                        skipped, unknown)

@@ -21,13 +21,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cinc2020.config import config_from_environment  # noqa: E402
-from cinc2020.crossval import cross_validate, report  # noqa: E402
+from cinc2020.crossval import cross_validate, refuse_one_fold_without_validation, report  # noqa: E402
 from cinc2020.data import development_and_test, load_training_set  # noqa: E402
 from cinc2020.train import start_processes  # noqa: E402
 
@@ -45,9 +43,10 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--page", type=Path, default=ROOT / "docs" / "cpsc_scheme.md", help="results page to write")
     args = parser.parse_args(argv)
-    processes = start_processes()
     config = replace(config_from_environment(labels="cpsc", model="cnn_attention", epochs=args.epochs,
                                              records_without_class="negative"), **RECIPE_OF_ITS_TIME)
+    refuse_one_fold_without_validation(args.folds, config)  # before the records are read
+    processes = start_processes()
     data = load_training_set(PTBXL, config)
     official = load_training_set(PTBXL, replace(config, labels="snomed"))
     if data.names != official.names:
@@ -68,7 +67,7 @@ def main(argv=None):
         return
     (args.work_dir / "cpsc_unlabelled.json").write_text(json.dumps(
         {"folds": args.folds, "epochs": args.epochs, "config": config.to_json(), "results": results}, indent=2))
-    page = [f"# CPSC scheme: records without a class, negatives or skipped?\n",
+    page = ["# CPSC scheme: records without a class, negatives or skipped?\n",
             f"Written by `experiments/cpsc_unlabelled.py` ({args.folds}-fold cross-validation, {args.epochs} "
             f"epochs at most a fold, `{config.model}` with class weights, the recipe's network). Of the "
             f"{len(development)} PTB-XL development records (the 1,220 test records stay unseen), "
