@@ -357,8 +357,10 @@ def phase_2_introduction(rows: list[dict]) -> list[str]:
         f"defaults and what `model/` ships) at its own {Config.epochs} epochs, each fold's checkpoint chosen by "
         "validation loss on 20 % of its training part.",
         "",
-        f"The baseline ran with {len(baselines)} training seeds (the configurations of phase 1's peak_lr and "
-        f"peak_lr_seed1, rerun by later code): spread {max(baselines) - min(baselines):.3f}. Each change runs on top of "
+        f"The baseline runs with {len(SEEDS)} training seeds (the configurations of phase 1's peak_lr and "
+        f"peak_lr_seed1, rerun by later code): "
+        + (f"spread {max(baselines) - min(baselines):.3f}. " if len(baselines) == len(SEEDS) else
+           f"{len(baselines)} of them so far, so no spread yet. ") + "Each change runs on top of "
         "the best recipe so far and is kept only if it beats it by more than that spread; a kept change's recipe "
         "then runs again with training seed 1 (the last row, which decides nothing). Training keeps PyTorch's own "
         "OpenMP waits here (phase 1 ran under passive ones, which made its epochs slower).",
