@@ -144,12 +144,16 @@ REDUCED = {"6 limb leads": LEAD_SETS_2021["6 leads"], "I and II": LEAD_SETS_2021
 
 @dataclass(frozen=True)
 class Phase:
-    baseline_name: str  # its seed-0 run; the others are named <baseline_name>_seed<seed>
+    baseline_name: str  # its seed-0 run (baseline_run names the others)
     baseline: dict      # the overrides every change starts from
     baseline_what: str
     runs: list          # (name, change, what), in order
     report: str         # docs/<report>.md and .png
     introduction: Callable[[list[dict]], list[str]]  # the report's first paragraphs, given its rows
+
+
+def baseline_run(phase: Phase, seed: int) -> str:
+    return phase.baseline_name if seed == 0 else f"{phase.baseline_name}_seed{seed}"
 
 
 def screened_config(overrides: dict) -> Config:
@@ -276,7 +280,7 @@ def screen(work: Path, phase: Phase, stop_after: str | None,
         return rows, (unfinished[0] if unfinished else None)
 
     for seed in SEEDS:
-        name = phase.baseline_name if seed == 0 else f"{phase.baseline_name}_seed{seed}"
+        name = baseline_run(phase, seed)
         overrides = {**phase.baseline, "seed": seed}
         result = run(work, name, overrides, processes, report_only)
         if record(name, f"{phase.baseline_what}, training seed {seed}", overrides, None, result, "baseline"):
@@ -392,7 +396,8 @@ def write_report(rows: list[dict], path: Path, stopped: dict | None, phase: Phas
                   f"{stopped['run challenge_metric']:.3f} against {stopped['parent challenge_metric']:.3f} for "
                   f"{stopped['parent']}, macro AUROC {stopped['run auroc']:.3f} against {stopped['parent auroc']:.3f} "
                   f"(both decided with thresholds tuned on {stopped['parent']}'s other folds)."]
-    not_run = [name for name, *_ in phase.runs
+    baselines = [baseline_run(phase, seed) for seed in SEEDS]
+    not_run = [name for name in baselines + [name for name, *_ in phase.runs]
                if name not in {r["name"] for r in rows} and name != (stopped or {}).get("name")]
     # The repeat is owed once a change has been kept (a baseline that nothing beat has its repeat already).
     if any(r["kept"] for r in rows) and not any(r["repeat"] for r in rows) and not (stopped or {}).get("repeat"):
