@@ -141,9 +141,11 @@ PHASE_2 = [
     # Added after the three above ran, none beyond the spread: more records for each fold model, one lever
     # set two ways. 4 folds and no validation share (each fold model keeps its last epoch, as the refit does)
     # train each on 3,660 records instead of 2,603, and tune the held-out fold's thresholds on 3/4 of the
-    # records instead of 2/3. The default command would take about 64 minutes instead of 42.
+    # records instead of 2/3. The default command would take about 64 minutes instead of 42. The refit network
+    # that ships trains as before: what changes are the fold models, which give its thresholds and this estimate.
     ("four_folds_all_records", {"folds": 4, "val_fraction": 0.0},
-     "4 folds (fold seed 0), each fold model trained on all its records (no validation share) to its last epoch"),
+     "4 folds (fold seed 0), each fold model trained on all its records (no validation share) to its last epoch; "
+     "the refit that would ship is unchanged, its thresholds and this estimate come from these fold models"),
 ]
 EARLY_COMMIT = "a709a32"  # the runs saved before the commit was recorded ran this commit's code
 REDUCED = {"6 limb leads": LEAD_SETS_2021["6 leads"], "I and II": LEAD_SETS_2021["2 leads"]}
@@ -379,7 +381,9 @@ def phase_2_introduction(rows: list[dict], baselines: list[float]) -> list[str]:
            f"{len(baselines)} of them so far, so no spread yet. ") + "Each change runs on top of "
         "the best recipe so far and is kept only if it beats it by more than that spread; a kept change's recipe "
         "then runs again with training seed 1 (the last row, which decides nothing). Training keeps PyTorch's own "
-        "OpenMP waits here (phase 1 ran under passive ones, which made its epochs slower).",
+        "OpenMP waits here (phase 1 ran under passive ones, which made its epochs slower). Minutes are wall time, "
+        "which includes any pause of the run (weight_decay_5x's includes 5 minutes stopped while other work had the "
+        "machine).",
     ]
 
 
