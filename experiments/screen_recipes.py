@@ -180,10 +180,12 @@ def run(work: Path, name: str, overrides: dict, processes, report_only: bool = F
     run and ``report_only`` says not to run it."""
     saved = work / name / "predictions.npz"
     folds, config = screened_config(overrides)
-    # Runs saved before Config.stage_strides existed ran with its first value.
-    if saved.exists() and Config.from_json({"stage_strides": [1, 2, 2, 2, 2],
-                                            **json.loads(str(np.load(saved)["config"]))}) != config:
-        raise ValueError(f"{saved} was run with another configuration: move it away to rerun {name}")
+    if saved.exists():
+        earlier = np.load(saved)
+        # Runs saved before Config.stage_strides existed ran with its first value.
+        if (Config.from_json({"stage_strides": [1, 2, 2, 2, 2], **json.loads(str(earlier["config"]))}) != config
+                or len(np.unique(earlier["fold_of"])) != folds):
+            raise ValueError(f"{saved} was run with another configuration or other folds: move it away to rerun {name}")
     if not saved.exists() and report_only:
         return None
     if not saved.exists():
