@@ -24,7 +24,8 @@ def main(argv=None):
                         help=f"architecture; repeat for several (default {' and '.join(MODELS)})")
     parser.add_argument("--folds", type=int, help=f"cross-validation folds, one model each, whose out-of-fold "
                                                   f"probabilities tune the thresholds; 1 trains one model on all "
-                                                  f"but a stratified val_fraction (default {FOLDS})")
+                                                  f"but a stratified val_fraction, which must then be set "
+                                                  f"above 0 in $CINC2020_CONFIG (default {FOLDS})")
     parser.add_argument("--stacking", action=argparse.BooleanOptionalAction,
                         help="with several architectures, fit a meta-classifier over them instead of averaging")
     parser.add_argument("--refit", action=argparse.BooleanOptionalAction,

@@ -50,7 +50,7 @@ def main():
                     (records / f"{alias}.hea").write_text(header)
                     os.symlink(ptbxl / f"{name}.mat", records / f"{alias}.mat")
             env = {**os.environ, "CINC2020_CACHE": str(work / "cache"),
-                   "CINC2020_CONFIG": json.dumps({"epochs": args.epochs})}
+                   "CINC2020_CONFIG": json.dumps({"epochs": args.epochs, "val_fraction": 0.2})}
             seconds, peak = peak_of_child([sys.executable, str(ROOT / "train_model.py"), str(records),
                                            str(work / "model"), "--folds", "1", "--no-refit"], env)  # one network
             print(f"{copies * len(names):6d} records: {args.epochs} epoch(s) with cache build {seconds:6.0f} s, "

@@ -50,7 +50,7 @@ def refuse_one_fold_without_validation(folds: int, config: Config) -> None:
     """Callers refuse this before reading records; ``cross_validate`` checks again for its other callers."""
     if folds == 1 and config.val_fraction == 0:
         raise ValueError("one fold predicts its validation part out of fold, and val_fraction 0 leaves none: "
-                         "use two folds or more")
+                         "use two folds or more, or set val_fraction above 0")
 
 
 def cross_validate(data: TrainingSet, config: Config, folds: int, out_dir: str | Path,

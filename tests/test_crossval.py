@@ -20,7 +20,7 @@ pytestmark = pytest.mark.shared_data
 def test_cross_validation_predicts_every_record_out_of_fold(tmp_path):
     out = tmp_path / "cv"
     result = run_script("-m", "cinc2020.crossval", FIXTURES / "cpsc_text", out, "--folds", "3", "--labels", "cpsc",
-                        "--epochs", "1", env={"CINC2020_CONFIG": json.dumps({"min_positives": 1})})
+                        "--epochs", "1", env={"CINC2020_CONFIG": json.dumps({"min_positives": 1, "val_fraction": 0.2})})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "18 records, 3-fold cross-validation, labels cpsc" in result.stdout
     report = json.loads((out / "crossval.json").read_text())

@@ -14,7 +14,8 @@ pytestmark = pytest.mark.shared_data
 
 def test_two_process_training_with_gloo(tmp_path):
     model = tmp_path / "model"
-    env = {**os.environ, "CINC2020_CONFIG": json.dumps({"epochs": 2, "min_positives": 1, "batch_size": 4})}
+    env = {**os.environ, "CINC2020_CONFIG": json.dumps({"epochs": 2, "min_positives": 1, "batch_size": 4,
+                                                      "val_fraction": 0.2})}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          str(ROOT / "train_model.py"), str(FIXTURES / "cinc_snomed"), str(model), "--folds", "1",

@@ -185,7 +185,7 @@ def test_default_recipe_ships_one_refit_attention_network(tmp_path):
     assert [(m["config"]["model"], m["config"]["class_weights"], m["fold"]) for m in document["members"]] == \
         [("cnn_attention", True, "all records")]
     # thresholds tuned on the out-of-fold probabilities of every record, never on the checkpoint's records
-    assert document["recipe"]["folds"] == 3 and document["cross_validation"]["records"] == 12
+    assert document["recipe"]["folds"] == 4 and document["cross_validation"]["records"] == 12
 
 
 def test_training_on_a_folder_without_labels_stops_clearly(tmp_path):
@@ -200,7 +200,8 @@ def test_plans_that_cannot_work_are_refused_before_any_record_is_read(tmp_path):
     with pytest.raises(ValueError, match="two folds or more"):
         train_ensemble(missing, tmp_path / "model", [Config(val_fraction=0.0)], folds=1)
     with pytest.raises(ValueError, match="a refit keeps its last epoch"):
-        train_ensemble(missing, tmp_path / "model", [Config(schedule="constant")], refit_all=True)
+        train_ensemble(missing, tmp_path / "model", [Config(schedule="constant", val_fraction=0.2)],
+                       refit_all=True)
 
 
 @pytest.mark.shared_data
@@ -208,7 +209,7 @@ def test_a_model_trains_and_classifies_at_500_hz(tmp_path):
     """The sampling rate is a setting: at 500 Hz every time constant (windows, crops, shifts, wander, band
     edges) keeps its length in seconds, and the driver reads records at their own rates into it."""
     settings = {"epochs": 1, "min_positives": 1, "fs": 500, "augment": True, "bandpass_hz": [0.5, 45],
-                "schedule": "cosine", "train_crop_s": 8}
+                "schedule": "cosine", "train_crop_s": 8, "val_fraction": 0.2}
     model = tmp_path / "model"
     result = run_script(ROOT / "train_model.py", FIXTURES / "cinc_snomed", model, "--model", "crnn", "--folds", "1",
                         "--no-refit", env={"CINC2020_CONFIG": json.dumps(settings)})

@@ -21,9 +21,10 @@ from cinc2020.train import (AUGMENTATION, BATCH_ORDER, DROPOUT, INITIAL_WEIGHTS,
 
 pytestmark = pytest.mark.shared_data
 
-# The whole recipe's moving parts: a schedule, weight decay, clipping and augmentation must all resume exactly.
+# The whole recipe's moving parts: a schedule, weight decay, clipping, augmentation and the validation that
+# chooses a checkpoint must all resume exactly.
 SETTINGS = {"epochs": 8, "min_positives": 1, "patience": 20, "schedule": "cosine", "weight_decay": 0.01,
-            "gradient_clip": 1.0, "augment": True}
+            "gradient_clip": 1.0, "augment": True, "val_fraction": 0.2}
 
 
 def train_command(out, *extra):
@@ -90,7 +91,8 @@ def test_learning_rate_warms_up_then_decays_to_zero():
     assert all(a >= b for a, b in zip(rates[9:], rates[10:]))             # then never rising
     assert rates[30] == pytest.approx(0.5e-3)                              # half way through the decay
     assert rates[-1] < 1e-5                                                # about zero at the end
-    assert {learning_rate(step, 10, Config(lr=2e-3, schedule="constant")) for step in range(50)} == {2e-3}
+    assert {learning_rate(step, 10, Config(lr=2e-3, schedule="constant", val_fraction=0.2))
+            for step in range(50)} == {2e-3}
     with pytest.raises(ValueError, match="unknown schedule"):
         learning_rate(0, 10, Config(schedule="step"))
 
@@ -99,7 +101,7 @@ def test_val_fraction_zero_trains_on_every_row_and_validates_on_none():
     labels = np.eye(4)[np.arange(40) % 4]
     train_rows, val_rows = train.split(labels, Config(val_fraction=0.0))
     assert train_rows.tolist() == list(range(40)) and len(val_rows) == 0
-    train_rows, val_rows = train.split(labels, Config())
+    train_rows, val_rows = train.split(labels, Config(val_fraction=0.2))
     assert len(val_rows) == 8 and not set(train_rows) & set(val_rows)
     with pytest.raises(ValueError, match="schedule that ends"):
         Config(val_fraction=0.0, schedule="constant")  # the last epoch of a constant rate is no choice at all
