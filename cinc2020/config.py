@@ -82,7 +82,7 @@ class Config:
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be at least 0 and below 1, not {self.val_fraction}")
         if self.val_fraction == 0:
-            self.require_schedule_that_ends("a network with val_fraction 0")
+            self.require_schedule_that_ends("a network with val_fraction 0", " (or set val_fraction above 0)")
         if self.records_without_class is None:
             self.records_without_class = "skip" if self.labels == "cpsc" else "negative"
 

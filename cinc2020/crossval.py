@@ -4,12 +4,12 @@ models that made them (which the recipe keeps as an ensemble).
     python -m cinc2020.crossval TRAIN_DIR OUT_DIR [--folds 5] [--labels cpsc] [--model M] [--epochs N]
 
 Records are split into k folds with multi-label stratification. For each fold a
-model is trained on the other folds (its checkpoint chosen on a stratified share of
-those, ``val_fraction``, never on the held-out fold; with none, it keeps its last
-epoch) and predicts the held-out fold, so every record gets one out-of-fold
-prediction. With one "fold", the model trains on the rest and its out-of-fold
-predictions are those of the ``val_fraction`` share (which also chose its
-checkpoint). The command writes the fold models (``fold1`` ...),
+model is trained on the other folds (to its last epoch by default; given a
+``val_fraction``, its checkpoint is chosen on a stratified share of those, never on
+the held-out fold) and predicts the held-out fold, so every record gets one
+out-of-fold prediction. With one "fold", which needs a ``val_fraction``, the model
+trains on the rest and its out-of-fold predictions are those of the share (which
+also chose its checkpoint). The command writes the fold models (``fold1`` ...),
 ``out_of_fold.npz`` (names, classes, probabilities, labels, folds) and
 ``crossval.json`` (scores at thresholds 0.5 and with cross-validated tuned
 thresholds, per-class record counts).
@@ -49,8 +49,9 @@ class OutOfFold:
 def refuse_one_fold_without_validation(folds: int, config: Config) -> None:
     """Callers refuse this before reading records; ``cross_validate`` checks again for its other callers."""
     if folds == 1 and config.val_fraction == 0:
-        raise ValueError("one fold predicts its validation part out of fold, and val_fraction 0 leaves none: "
-                         "use two folds or more, or set val_fraction above 0")
+        raise ValueError("one fold trains on all but a validation share and predicts that share, but val_fraction "
+                         "is 0 (the default): use two folds or more, or set a share, e.g. "
+                         "CINC2020_CONFIG='{\"val_fraction\": 0.2}'")
 
 
 def cross_validate(data: TrainingSet, config: Config, folds: int, out_dir: str | Path,
@@ -142,8 +143,11 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--resume", action="store_true", help="keep finished folds, resume the one under way")
     args = parser.parse_args(argv)
-    config = config_from_environment(**given_options(labels=args.labels, model=args.model, epochs=args.epochs))
-    refuse_one_fold_without_validation(args.folds, config)  # before the records are read
+    try:
+        config = config_from_environment(**given_options(labels=args.labels, model=args.model, epochs=args.epochs))
+        refuse_one_fold_without_validation(args.folds, config)  # before the records are read
+    except ValueError as error:
+        sys.exit(f"cinc2020.crossval: {error}")
     processes = start_processes()
     data = load_data(args.train_dir, config)
     out_dir = Path(args.out_dir)

@@ -43,7 +43,7 @@ from cinc2020.config import ENVIRONMENT_VARIABLE, Config  # noqa: E402
 from cinc2020.data import development_and_test, find_records, load_training_set  # noqa: E402
 from cinc2020.inference import load_model  # noqa: E402
 from cinc2020.lead_sets import score_lead_sets  # noqa: E402
-from cinc2020.recipe import OUT_OF_FOLD_FILE  # noqa: E402
+from cinc2020.recipe import FOLDS, MODELS, OUT_OF_FOLD_FILE  # noqa: E402
 from cinc2020.scoring import read_dx, score_predictions  # noqa: E402
 from cinc2020.thresholds import cross_validated_outputs  # noqa: E402
 from train_12ECG_classifier import train_12ECG_classifier  # noqa: E402
@@ -68,6 +68,14 @@ def link_records(names: list[str], source: Path, folder: Path) -> Path:
     return folder
 
 
+def trained_with_the_defaults(model_dir: Path, seed: int) -> bool:
+    """Whether the finished model in ``model_dir`` is the default recipe's, trained with ``seed``."""
+    document = json.loads((model_dir / MODEL_FILE).read_text())
+    configs = [Config.from_json(member["config"]) for member in document["members"]]
+    return (document["recipe"]["folds"] == FOLDS and [c.model for c in configs] == list(MODELS)
+            and all(c == Config(model=c.model, seed=seed) for c in configs))
+
+
 def train(work: Path, seed: int) -> tuple[Path, list[str], float | None]:
     """The default recipe trained on the development records (or the finished one read back); the test
     record names; the training minutes (None when read back)."""
@@ -82,6 +90,8 @@ def train(work: Path, seed: int) -> tuple[Path, list[str], float | None]:
                                resume=True, seed=seed)
         minutes = (time.time() - started) / 60
         (work / "minutes.json").write_text(json.dumps(minutes))
+    elif not trained_with_the_defaults(model_dir, seed):
+        raise SystemExit(f"{model_dir} holds a model of another recipe or seed than the defaults': use a new WORK_DIR")
     elif (work / "minutes.json").exists():
         minutes = json.loads((work / "minutes.json").read_text())
     return model_dir, list(names[test]), minutes

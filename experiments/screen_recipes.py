@@ -30,7 +30,7 @@ is missing; the script then writes docs/screening.md and docs/screening.png. One
 (not under torchrun).
 
 Phase 2 (``--phase 2``, docs/screening_2.md and .png) screens ``PHASE_2``'s changes the
-same way on top of the recipe phase 1 ended with, which the defaults now are, at its own
+same way on top of the recipe phase 1 ended with, the defaults when phase 2 began, at its own
 length (``SHIPPED``), against the spread of that recipe's own two seeds. It shares
 WORK_DIR with phase 1 (its runs have other names) and needs none of phase 1's runs.
 """
