@@ -27,7 +27,7 @@ def test_driver_reproduces_the_expected_outputs(tmp_path):
 def test_shipped_model_is_the_default_recipe_over_every_dev_record(monkeypatch):
     """What `python train_model.py ../shared/data/ptbxl model` writes: one attention network with the
     screened stages, refit on all 6,100 dev records, with thresholds tuned on the out-of-fold probabilities
-    of the recipe's 3 fold models (saved beside it)."""
+    of the recipe's 4 fold models (saved beside it)."""
     monkeypatch.delenv("CINC2020_CONFIG", raising=False)
     document = json.loads((ROOT / "model" / "model.json").read_text())
     scored, _ = load_weights()
@@ -37,11 +37,11 @@ def test_shipped_model_is_the_default_recipe_over_every_dev_record(monkeypatch):
     assert member["fold"] == "all records" and member["training_data"]["train_records"] == 6100
     assert member["training_data"]["validation_records"] == 0
     assert len(member["history"]) == Config().epochs             # a refit runs the whole schedule
-    assert document["recipe"] == {"models": ["cnn_attention"], "folds": 3,
+    assert document["recipe"] == {"models": ["cnn_attention"], "folds": 4,
                                   "networks": "one per architecture, refit on every record", "combination": "mean"}
     out_of_fold = np.load(ROOT / "model" / OUT_OF_FOLD_FILE)
     assert out_of_fold["probabilities"].shape == (1, 6100, len(document["classes"]))
-    assert sorted(np.unique(out_of_fold["fold"])) == [0, 1, 2] and document["cross_validation"]["records"] == 6100
+    assert sorted(np.unique(out_of_fold["fold"])) == [0, 1, 2, 3] and document["cross_validation"]["records"] == 6100
     assert len(set(document["thresholds"])) > 1                 # tuned per class, not 0.5 everywhere
     # Two networks of about 780,000 float32 weights (3 MB each, model/ and model/cpsc/) and their curves:
     # a clone stays small.
