@@ -29,7 +29,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from . import checkpoint
-from .config import Config, config_from_environment, given_options
+from .config import ENVIRONMENT_VARIABLE, Config, config_from_environment, given_options
 from .data import TrainingSet, stratified_folds
 from .inference import decide, load_model, predict_probabilities
 from .models import ARCHITECTURES
@@ -51,7 +51,7 @@ def refuse_one_fold_without_validation(folds: int, config: Config) -> None:
     if folds == 1 and config.val_fraction == 0:
         raise ValueError("one fold trains on all but a validation share and predicts that share, but val_fraction "
                          "is 0 (the default): use two folds or more, or set a share, e.g. "
-                         "CINC2020_CONFIG='{\"val_fraction\": 0.2}'")
+                         f"{ENVIRONMENT_VARIABLE}='{{\"val_fraction\": 0.2}}'")
 
 
 def cross_validate(data: TrainingSet, config: Config, folds: int, out_dir: str | Path,

@@ -17,7 +17,8 @@ The defaults are the screened recipe (docs/screening.md and docs/screening_2.md,
 experiments/screen_recipes.py) in the form the inference budget allows: 4-fold cross-validation
 of the attention network for the thresholds (each fold model trained on all its records to its
 last epoch, as the refit is), and one network refit on every record as what ships (four fold
-models would run at about 15 records/s, under a third of the budget). docs/results.md scores it once (experiments/evaluate_recipe.py).
+models would run at about 15 records/s, under a third of the budget). docs/results.md scores it
+once (experiments/evaluate_recipe.py).
 """
 
 from __future__ import annotations

@@ -101,8 +101,10 @@ def test_a_refit_ships_one_network_per_architecture_trained_on_every_record(tmp_
     assert sorted(p.name for p in (model / "training_curves").iterdir()) == \
         ["crnn-all-records.png", "crnn-fold1.png", "crnn-fold2.png"]
     refused = run_script(ROOT / "train_model.py", FIXTURES / "cinc_snomed", tmp_path / "constant", "--refit",
-                         env={"CINC2020_CONFIG": json.dumps({"epochs": 2, "schedule": "constant", "val_fraction": 0.2})})
-    assert refused.returncode != 0 and "a refit keeps its last epoch, so it needs a schedule that ends" in refused.stderr
+                         env={"CINC2020_CONFIG": json.dumps({"epochs": 2, "schedule": "constant",
+                                                             "val_fraction": 0.2})})
+    assert refused.returncode != 0
+    assert "a refit keeps its last epoch, so it needs a schedule that ends" in refused.stderr
     refused = run_script(ROOT / "train_model.py", FIXTURES / "cinc_snomed", tmp_path / "one", "--folds", "1")
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "val_fraction is 0 (the default)" in refused.stderr and '{"val_fraction": 0.2}' in refused.stderr
