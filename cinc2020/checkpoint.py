@@ -105,6 +105,7 @@ class SavedModel:
     stacker: dict[str, torch.Tensor] | None = None  # "coefficients" (classes x inputs), "intercepts"
     stacker_inputs: list[str] = field(default_factory=list)  # the architectures it reads, in order
     description: dict = field(default_factory=dict)  # the whole model.json
+    auxiliary: list[str] = field(default_factory=list)  # codes the networks learned beside the classes, never answered
 
 
 def save(model_dir: str | Path, model: SavedModel, **metadata) -> None:
@@ -112,6 +113,8 @@ def save(model_dir: str | Path, model: SavedModel, **metadata) -> None:
                for i, member in enumerate(model.members) for name, value in member.state.items()}
     document = {"format": FORMAT, "classes": list(model.classes), "thresholds": [float(t) for t in model.thresholds],
                 "members": [{"config": m.config.to_json(), **m.description} for m in model.members], **metadata}
+    if model.auxiliary:
+        document["auxiliary"] = list(model.auxiliary)
     if model.stacker is not None:
         tensors |= {STACKER_PREFIX + name: value for name, value in model.stacker.items()}
         document["stacker"] = {"inputs": list(model.stacker_inputs)}
@@ -169,7 +172,7 @@ def load(model_dir: str | Path) -> SavedModel:
             raise ModelFileError(f"{Path(model_dir) / document['weights']}: the stacker does not fit "
                                  f"{n_classes} classes from {', '.join(inputs) or 'no'} models")
     return SavedModel(list(document["classes"]), list(document["thresholds"]), members,
-                      stacker or None, list(inputs), document)
+                      stacker or None, list(inputs), document, list(document.get("auxiliary", [])))
 
 
 def _check_model_document(document: dict, path: Path) -> None:

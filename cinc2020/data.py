@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from .config import Config
 from .cpus import available_cpus
-from .labels import CPSC_CLASSES, label_matrix, source_of, to_scheme, undetermined_classes
+from .labels import CPSC_CLASSES, label_matrix, representative, source_of, to_scheme, undetermined_classes
 from .models import N_DEMOGRAPHICS, N_LEADS
 from .records import RecordError, parse_header, read_record, resample, standard_leads
 from .scoring import load_weights
@@ -114,6 +114,16 @@ def model_classes(dx_lists: list[list[str]], config: Config) -> list[str]:
         for c in to_scheme(dx, "snomed") & counts.keys():
             counts[c] += 1
     return [c for c in scored if counts[c] >= config.min_positives]
+
+
+def auxiliary_codes(dx_lists: list[list[str]], classes: list[str], config: Config) -> list[str]:
+    """The codes a network learns beside its ``classes`` and never answers (``Config.auxiliary_labels``):
+    every code the records carry that names none of the classes, with ``min_positives`` records or more."""
+    if not config.auxiliary_labels:
+        return []
+    counts = Counter(code for dx in dx_lists for code in {representative(c) for c in dx
+                                                          if not to_scheme([c], config.labels) & set(classes)})
+    return sorted(code for code, n in counts.items() if n >= config.min_positives)
 
 
 PREPROCESSING_VERSION = 3  # change whenever clean() or demographic_inputs() would give other numbers for the same record
@@ -269,12 +279,20 @@ class TrainingSet:
     dx: list[list[str]]           # each record's #Dx entries as written
     mask: np.ndarray              # records x classes, float32: 1 where the label is known, 0 where its loss is left out
     demographics: np.ndarray      # records x N_DEMOGRAPHICS, float32 (``demographic_inputs``)
+    auxiliary: list[str]          # codes learned beside the classes, never answered (``auxiliary_codes``)
+    auxiliary_labels: np.ndarray  # records x auxiliary, float32 0/1
+    auxiliary_mask: np.ndarray    # records x auxiliary, as ``mask``
     skipped: dict[str, str] = field(default_factory=dict)   # record -> reason
     unknown_labels: dict[str, int] = field(default_factory=dict)  # label -> records
 
     @property
     def lengths(self) -> np.ndarray:
         return self.signals.lengths
+
+    def loss_targets(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What the training loss reads for ``rows``: the classes' labels then the auxiliary codes', and its mask."""
+        return (np.concatenate([self.labels[rows], self.auxiliary_labels[rows]], axis=1),
+                np.concatenate([self.mask[rows], self.auxiliary_mask[rows]], axis=1))
 
 
 def load_training_set(directory: str | Path, config: Config, classes: list[str] | None = None) -> TrainingSet:
@@ -306,9 +324,13 @@ def load_training_set(directory: str | Path, config: Config, classes: list[str] 
     names = [names[i] for i in keep]
     dx_lists = [dx_lists[i] for i in keep]
     labels = label_matrix(dx_lists, classes, config.labels).astype(np.float32)
-    unknown = dict(Counter(c for dx in dx_lists for c in to_scheme(dx, config.labels) if c not in classes))
+    auxiliary = auxiliary_codes(dx_lists, classes, config)
+    learned = set(classes) | set(auxiliary)
+    unknown = dict(Counter(c for dx in dx_lists for c in to_scheme(dx, config.labels) if c not in learned))
     mask = loss_mask(names, dx_lists, labels, classes, config.labels)
+    auxiliary_labels = label_matrix(dx_lists, auxiliary, "snomed").astype(np.float32)  # the records' own codes
     return TrainingSet(names, store.subset(np.array(keep)), labels, classes, dx_lists, mask, demographics[keep],
+                       auxiliary, auxiliary_labels, loss_mask(names, dx_lists, auxiliary_labels, auxiliary, "snomed"),
                        skipped, unknown)
 
 

@@ -65,7 +65,7 @@ def load_model(model_dir: str | Path) -> LoadedModel:
     run_on = device()
     networks = []
     for i, member in enumerate(saved.members):
-        network = build_model(member.config, len(saved.classes))
+        network = build_model(member.config, len(saved.classes), len(saved.auxiliary))
         try:
             network.load_state_dict(member.state)
         except RuntimeError as error:
@@ -82,7 +82,7 @@ def predict_probabilities(network: nn.Module, config: Config, signals, demograph
                           run_on: torch.device, batch_size: int = 20) -> np.ndarray:
     """Class probabilities for clean signals (``data.clean``: a list, or a ``SignalStore`` read a batch at
     a time) with their demographic inputs (records x ``models.N_DEMOGRAPHICS``), batching records of
-    similar length."""
+    similar length. Auxiliary outputs (``models.build_model``) are left out."""
     if network.training:  # eval() walks every module: a millisecond a record if the driver paid it each time
         network.eval()
     lengths = signals.lengths if hasattr(signals, "lengths") else [s.shape[1] for s in signals]
@@ -93,7 +93,8 @@ def predict_probabilities(network: nn.Module, config: Config, signals, demograph
             chosen = order[start:start + batch_size]
             batch, batch_lengths = collate([normalise(signals[i], config.normalisation) for i in chosen])
             person = torch.from_numpy(np.asarray(demographics[chosen], dtype=np.float32)).to(run_on)
-            out = torch.sigmoid(network(batch.to(run_on), batch_lengths, person)).double().cpu().numpy()
+            logits = network(batch.to(run_on), batch_lengths, person)[:, :network.answered_classes]
+            out = torch.sigmoid(logits).double().cpu().numpy()
             if probabilities.shape[1] == 0:
                 probabilities = np.zeros((len(signals), out.shape[1]))
             probabilities[chosen] = out

@@ -36,7 +36,9 @@ recurrence: the family of the 2020 rank-2 entry, kept as a reference for the
 comparison, never shipped as the entry's model.
 
 With ``Config.demographics``, age and sex (``demographic_inputs``) join the
-features that the dense layer reads.
+features that the dense layer reads. With ``Config.auxiliary_labels``, the dense layer
+has more outputs than classes: logits of codes that training learns and nothing answers
+(``answered_classes`` says how many of the first outputs are classes).
 """
 
 from __future__ import annotations
@@ -303,7 +305,10 @@ class SEResNet(nn.Module):
 ARCHITECTURES = {"crnn": CRNN, "cnn_attention": CNNAttentionGRU, "se_resnet": SEResNet}
 
 
-def build_model(config: Config, n_classes: int) -> nn.Module:
+def build_model(config: Config, n_classes: int, n_auxiliary: int = 0) -> nn.Module:
+    """The network of ``config``: ``n_classes`` logits, then ``n_auxiliary`` more (``data.auxiliary_codes``)."""
     if config.model not in ARCHITECTURES:
         raise ValueError(f"unknown model {config.model!r}: use one of {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[config.model](config, n_classes)
+    network = ARCHITECTURES[config.model](config, n_classes + n_auxiliary)
+    network.answered_classes = n_classes
+    return network

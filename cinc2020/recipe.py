@@ -89,7 +89,7 @@ def assemble(data: TrainingSet, configs: list[Config], oofs: list[OutOfFold], st
     saved = checkpoint.SavedModel(
         data.classes, thresholds.tolist(), members,
         None if stacker is None else {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in stacker.items()},
-        [c.model for c in configs] if stacker is not None else [])
+        [c.model for c in configs] if stacker is not None else [], auxiliary=data.auxiliary)
     summary = {"recipe": {"models": [c.model for c in configs], "folds": len(oofs[0].model_dirs),
                           "networks": "one per architecture, refit on every record" if refits else "the fold models",
                           "combination": "stacking" if stacker is not None else "mean"},
@@ -141,6 +141,8 @@ def train_ensemble(train_dir: str | Path, model_dir: str | Path, configs: list[C
     datasets = [load_data(train_dir, config) for config in configs]
     if any(d.names != datasets[0].names or d.classes != datasets[0].classes for d in datasets):
         raise ValueError("the architectures' preprocessing kept different records")
+    if any(d.auxiliary != datasets[0].auxiliary for d in datasets):
+        raise ValueError("the architectures learn different auxiliary codes: set auxiliary_labels alike")
     oofs = [cross_validate(data, config, folds, model_dir / WORK_FOLDER / config.model, (rank, world, run_on),
                            resume, str(train_dir), label=f"{config.model}: " if len(configs) > 1 else "")
             for data, config in zip(datasets, configs)]

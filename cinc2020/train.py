@@ -144,7 +144,7 @@ def train_epoch(network: nn.Module, optimiser, scaler, data: TrainingSet, batche
     progress = tqdm(batches, desc=description, unit="batch", file=sys.stderr, leave=False, disable=not show)
     for step, rows in enumerate(progress, start=first_step):
         signals, signal_lengths = collate([training_input(data.signals[i], config, augment_rng) for i in rows])
-        targets, mask = torch.from_numpy(data.labels[rows]), torch.from_numpy(data.mask[rows])
+        targets, mask = (torch.from_numpy(a) for a in data.loss_targets(rows))
         demographics = torch.from_numpy(data.demographics[rows])
         if run_on.type == "cuda":
             signals, targets, mask = signals.pin_memory(), targets.pin_memory(), mask.pin_memory()
@@ -169,11 +169,12 @@ def train_epoch(network: nn.Module, optimiser, scaler, data: TrainingSet, batche
 
 def evaluate(model: nn.Module, data: TrainingSet, rows: np.ndarray, weights: np.ndarray, config: Config,
              run_on: torch.device) -> dict:
-    """Validation loss (the training loss) and the scheme's scores at thresholds 0.5."""
+    """Validation loss (the training loss over the classes) and the scheme's scores at thresholds 0.5."""
     probabilities = predict_probabilities(model, config, data.signals.subset(rows), data.demographics[rows], run_on)
     outputs = decide(probabilities, np.full(len(data.classes), 0.5))
     scores = score_predictions([data.dx[i] for i in rows], data.classes, outputs, probabilities, config.labels)
-    return {"loss": binary_cross_entropy(data.labels[rows], probabilities, weights, data.mask[rows]),
+    answered = weights[:len(data.classes)]  # the classes' share of the loss: the auxiliary codes are never answered
+    return {"loss": binary_cross_entropy(data.labels[rows], probabilities, answered, data.mask[rows]),
             "challenge_metric": scores.challenge_metric, "auroc": scores.auroc,
             "f_beta": scores.f_beta, "g_beta": scores.g_beta, "f_measure": scores.f_measure}
 
@@ -220,14 +221,15 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
     log = (lambda text: print(text, file=sys.stderr)) if rank == 0 else (lambda text: None)
     seed = [config.seed, *seed]
     torch.manual_seed(int(random_stream(seed, INITIAL_WEIGHTS).integers(2**63)))
-    log(f"{len(data.names)} records ({len(data.skipped)} skipped), {len(data.classes)} classes; "
+    log(f"{len(data.names)} records ({len(data.skipped)} skipped), {len(data.classes)} classes"
+        + (f" and {len(data.auxiliary)} auxiliary codes; " if data.auxiliary else "; ") +
         f"{len(train_rows)} for training, {len(val_rows)} for validation; "
         f"{world} process(es) on {run_on.type}")
     if data.unknown_labels:
         log("labels the model does not learn (too rare or unscored): "
             + ", ".join(f"{c} ({n})" for c, n in sorted(data.unknown_labels.items(), key=lambda kv: -kv[1])))
 
-    model = build_model(config, len(data.classes)).to(run_on)
+    model = build_model(config, len(data.classes), len(data.auxiliary)).to(run_on)
     network = DistributedDataParallel(model, device_ids=[run_on] if run_on.type == "cuda" else None) \
         if world > 1 else model
     optimiser = torch.optim.NAdam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
@@ -240,7 +242,7 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
         history, best, best_state = restore_state(state_dir, config, data, model, optimiser, scaler)
         log(f"resuming after epoch {len(history)} of {state_dir}")
 
-    weights = positive_weights(data.labels[train_rows], data.mask[train_rows], config)
+    weights = positive_weights(*data.loss_targets(train_rows), config)
     weights_tensor = torch.tensor(weights, dtype=torch.float32, device=run_on)
     lengths = data.lengths[train_rows]
     # A resumed run that had already stopped (states saved before the flag existed: by patience).
@@ -298,19 +300,21 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
             "records": len(data.names), "skipped": len(data.skipped),
             "train_records": int(len(train_rows)), "validation_records": int(len(val_rows)),
             "positives_per_class": dict(zip(data.classes, data.labels.sum(axis=0).astype(int).tolist())),
+            "positives_per_auxiliary_code": dict(zip(data.auxiliary,
+                                                     data.auxiliary_labels.sum(axis=0).astype(int).tolist())),
             "labels_not_learned": data.unknown_labels,
-            "labels_left_out_of_the_loss": int((data.mask[train_rows] == 0).sum()),
+            "labels_left_out_of_the_loss": int((data.loss_targets(train_rows)[1] == 0).sum()),
             "processes": world, "device": run_on.type,
         },
-        "positive_weights": dict(zip(data.classes, weights.round(3).tolist())),
+        "positive_weights": dict(zip(data.classes + data.auxiliary, weights.round(3).tolist())),
         "validation": best,
         "reached_maximum": not stopped,
         "history": history,
     }
     if rank == 0:
         thresholds = [0.5] * len(data.classes)
-        checkpoint.save(model_dir, checkpoint.SavedModel(data.classes, thresholds,
-                                                         [checkpoint.Member(config, best_state)]), **summary)
+        checkpoint.save(model_dir, checkpoint.SavedModel(data.classes, thresholds, [checkpoint.Member(config, best_state)],
+                                                         auxiliary=data.auxiliary), **summary)
         plot_history(history, best["epoch"], Path(model_dir) / "training_curves.png")
         shutil.rmtree(state_dir, ignore_errors=True)
     if world > 1:

@@ -5,8 +5,9 @@ import pytest
 
 from conftest import DATA, FIXTURES
 from cinc2020.config import Config
-from cinc2020.data import (collate, development_and_test, duration_batches, load_training_set, loss_mask, prepare,
-                           stratified_folds)
+from cinc2020.data import (auxiliary_codes, collate, development_and_test, duration_batches, load_training_set,
+                           loss_mask, prepare, stratified_folds)
+from cinc2020.labels import representative
 from cinc2020.records import read_record
 
 
@@ -133,3 +134,35 @@ def test_skipping_records_without_a_class_of_the_model_in_the_official_scheme():
     data = load_training_set(FIXTURES / "cinc_snomed", Config(min_positives=1, records_without_class="skip"))
     assert set(data.skipped) == {"Q0004", "S0008"}   # only unscored codes: 164861001, 428750005; 164865005
     assert len(data.names) == 10 and data.labels.any(axis=1).all()
+
+
+@pytest.mark.shared_data
+def test_auxiliary_codes_are_the_records_other_codes_and_the_loss_reads_them_after_the_classes():
+    """With auxiliary labels, every code that names no class (with min_positives records) becomes an output
+    the loss reads after the classes; without them, none."""
+    config = Config(min_positives=1, auxiliary_labels=True)
+    data = load_training_set(FIXTURES / "cinc_snomed", config)
+    carried = {representative(c) for dx in data.dx for c in dx}
+    assert data.auxiliary == sorted(carried - set(data.classes))
+    assert {"164861001", "428750005", "164865005"} <= set(data.auxiliary)  # unscored: see the skipping test
+    for j, code in enumerate(data.auxiliary):
+        assert data.auxiliary_labels[:, j].tolist() == [float(code in map(representative, dx)) for dx in data.dx]
+    rows = np.array([3, 0, 5])
+    targets, mask = data.loss_targets(rows)
+    np.testing.assert_array_equal(targets, np.hstack([data.labels[rows], data.auxiliary_labels[rows]]))
+    np.testing.assert_array_equal(mask, np.hstack([data.mask[rows], data.auxiliary_mask[rows]]))
+    assert "164865005" not in data.unknown_labels and not data.unknown_labels  # learned now, if never answered
+
+    counted = load_training_set(FIXTURES / "cinc_snomed", Config(min_positives=2, auxiliary_labels=True))
+    assert all(counted.auxiliary_labels.sum(axis=0) >= 2) and len(counted.auxiliary) < len(data.auxiliary)
+    off = load_training_set(FIXTURES / "cinc_snomed", Config(min_positives=1))
+    assert off.auxiliary == [] and off.loss_targets(rows)[0].shape == (3, len(off.classes))
+
+
+def test_auxiliary_codes_of_the_cpsc_scheme_leave_out_what_its_classes_translate():
+    dx = [["164889003", "164865005"], ["AF", "39732003"], ["426783006"], ["164884008", "39732003"]]
+    config = Config(labels="cpsc", min_positives=1, auxiliary_labels=True)
+    # AF, Normal (sinus rhythm alone) and PVC (ventricular ectopics) are classes: infarct and axis deviation are not
+    assert auxiliary_codes(dx, ["AF", "Normal", "PVC"], config) == ["164865005", "39732003"]
+    assert auxiliary_codes(dx, ["AF", "Normal", "PVC"], Config(labels="cpsc", min_positives=2,
+                                                              auxiliary_labels=True)) == ["39732003"]

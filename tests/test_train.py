@@ -14,8 +14,9 @@ import torch
 from conftest import FIXTURES, ROOT
 from cinc2020 import train
 from cinc2020.config import Config
-from cinc2020.data import load_training_set
+from cinc2020.data import load_training_set, prepare
 from cinc2020.inference import load_model
+from cinc2020.records import read_record
 from cinc2020.train import (AUGMENTATION, BATCH_ORDER, DROPOUT, INITIAL_WEIGHTS, binary_cross_entropy, fit,
                             learning_rate, masked_loss, random_stream)
 
@@ -259,3 +260,29 @@ def test_a_failure_on_rank_zero_stops_every_rank(tmp_path):
     ranks = run_two_ranks(tmp_path, failing=True)
     assert ranks[0] == {"epochs": 2, "evaluations": 1, "error": "OSError: disk full"}
     assert ranks[1] == {"epochs": 2, "evaluations": 0, "error": "RuntimeError: rank 0 failed validating or saving"}
+
+
+def test_auxiliary_codes_are_learned_and_never_answered(tmp_path, monkeypatch):
+    """The loss reads the classes and the auxiliary codes; the saved model answers the classes alone, the
+    sigmoid of the network's first outputs."""
+    widths = []
+    real_loss = train.masked_loss
+    monkeypatch.setattr(train, "masked_loss", lambda logits, targets, *rest: widths.append(
+        (logits.shape[1], targets.shape[1])) or real_loss(logits, targets, *rest))
+    summary = fit_fixtures(tmp_path, epochs=1, auxiliary_labels=True)
+    data = load_training_set(FIXTURES / "cinc_snomed", Config(min_positives=1, auxiliary_labels=True))
+    outputs = len(data.classes) + len(data.auxiliary)
+    assert data.auxiliary and set(widths) == {(outputs, outputs)}
+    assert list(summary["positive_weights"]) == data.classes + data.auxiliary
+    assert json.loads((tmp_path / "model" / "model.json").read_text())["auxiliary"] == data.auxiliary
+
+    model = load_model(tmp_path / "model")
+    network = model.networks[0]
+    assert network.classify.out_features == outputs and network.answered_classes == len(data.classes)
+    signal, lines = read_record(FIXTURES / "cinc_snomed" / "A0002.hea")
+    probabilities = model.probabilities(signal, lines)
+    x = torch.from_numpy(prepare(signal, lines, model.configs[0]))[None]
+    with torch.no_grad():
+        logits = network(x, torch.tensor([x.shape[-1]]), torch.zeros(1, 4))[0]
+    assert probabilities.shape == (len(data.classes),)
+    np.testing.assert_allclose(probabilities, torch.sigmoid(logits[:len(data.classes)]).numpy(), atol=1e-6)
