@@ -1,5 +1,6 @@
 """A saved model is a folder: ``model.json`` (classes, decision thresholds, each member
-network's configuration, what it was trained on, how it scored) and
+network's configuration, what it was trained on, how it scored, the auxiliary codes its
+networks learned beside the classes if any) and
 ``weights-<hash>.safetensors`` (tensors only).
 
 A model is one or more member networks (the fold models of a cross-validated

@@ -56,8 +56,9 @@ class Config:
     # (Challenge 0.548 against 0.531 out of fold); the refit that ships never had one.
     val_fraction: float = 0.0
     min_positives: int = 5       # a class needs this many labelled training records to be learned
-    # The network also learns every other code its records carry (as many records each), as outputs it never
-    # answers: PTB-XL's infarcts, hypertrophies and ST changes are unscored but shape the scored morphology classes.
+    # The network also learns every other code its records carry (each on min_positives records or more) as
+    # outputs it never answers: PTB-XL's unscored infarcts, hypertrophies and ST changes describe the same
+    # waveforms as the scored Q-wave and T-wave classes, so learning them may sharpen those.
     auxiliary_labels: bool = False
     # A record whose codes name none of the model's classes (sinus rhythm with left axis deviation,
     # for the cpsc scheme): "negative" trains it as a negative for every class, "skip" leaves it out.

@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from .config import Config
 from .cpus import available_cpus
-from .labels import CPSC_CLASSES, label_matrix, representative, source_of, to_scheme, undetermined_classes
+from .labels import (CPSC_CLASSES, SNOMED_TO_CPSC, label_matrix, representative, source_of, to_scheme,
+                     undetermined_classes)
 from .models import N_DEMOGRAPHICS, N_LEADS
 from .records import RecordError, parse_header, read_record, resample, standard_leads
 from .scoring import load_weights
@@ -118,11 +119,14 @@ def model_classes(dx_lists: list[list[str]], config: Config) -> list[str]:
 
 def auxiliary_codes(dx_lists: list[list[str]], classes: list[str], config: Config) -> list[str]:
     """The codes a network learns beside its ``classes`` and never answers (``Config.auxiliary_labels``):
-    every code the records carry that names none of the classes, with ``min_positives`` records or more."""
+    every code the records carry, with ``min_positives`` records or more, that is no class itself (or its
+    equivalent) and, in the cpsc scheme, that the translation table maps to none. Sinus rhythm stays one
+    there: beside other codes it is no normal ECG."""
     if not config.auxiliary_labels:
         return []
-    counts = Counter(code for dx in dx_lists for code in {representative(c) for c in dx
-                                                          if not to_scheme([c], config.labels) & set(classes)})
+    table = SNOMED_TO_CPSC if config.labels == "cpsc" else {}
+    counts = Counter(code for dx in dx_lists for code in {representative(c) for c in dx}
+                     if table.get(code, code) not in classes)
     return sorted(code for code, n in counts.items() if n >= config.min_positives)
 
 

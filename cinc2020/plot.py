@@ -82,7 +82,8 @@ def reading(model: LoadedModel, data: np.ndarray, header_lines: list[str],
     with torch.backends.cudnn.flags(enabled=False):  # cuDNN's GRU has no backward in eval mode
         for network, x in zip(model.networks, inputs):
             network.eval()
-            member_probabilities.append(torch.sigmoid(network(x, torch.tensor([x.shape[-1]]), person)[0]))
+            logits = network(x, torch.tensor([x.shape[-1]]), person)[0, :network.answered_classes]
+            member_probabilities.append(torch.sigmoid(logits))
         combined = combine_differentiably(model, torch.stack(member_probabilities))
         probabilities = combined.detach().double().cpu().numpy()
         predicted = np.flatnonzero(decide(probabilities, model.thresholds)[0])

@@ -272,6 +272,7 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
                     improved, stopped = stop_decision(epoch, scores["loss"], best, config.patience)
                 else:
                     scores, improved = {}, math.isfinite(float(total[0]))
+                # the loss optimised, over the auxiliary codes too (if any); the validation loss reads the classes
                 record = {"epoch": epoch, "train_loss": float(total[0] / total[1]),
                           **{f"val_{k}": v for k, v in scores.items()}, "seconds": time.time() - started,
                           "lr": optimiser.param_groups[0]["lr"], "stopped": stopped}
@@ -300,10 +301,10 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
             "records": len(data.names), "skipped": len(data.skipped),
             "train_records": int(len(train_rows)), "validation_records": int(len(val_rows)),
             "positives_per_class": dict(zip(data.classes, data.labels.sum(axis=0).astype(int).tolist())),
-            "positives_per_auxiliary_code": dict(zip(data.auxiliary,
-                                                     data.auxiliary_labels.sum(axis=0).astype(int).tolist())),
+            **({"positives_per_auxiliary_code": dict(zip(data.auxiliary, data.auxiliary_labels.sum(axis=0)
+                                                            .astype(int).tolist()))} if data.auxiliary else {}),
             "labels_not_learned": data.unknown_labels,
-            "labels_left_out_of_the_loss": int((data.loss_targets(train_rows)[1] == 0).sum()),
+            "labels_left_out_of_the_loss": int((data.mask[train_rows] == 0).sum()),
             "processes": world, "device": run_on.type,
         },
         "positive_weights": dict(zip(data.classes + data.auxiliary, weights.round(3).tolist())),
@@ -313,8 +314,9 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
     }
     if rank == 0:
         thresholds = [0.5] * len(data.classes)
-        checkpoint.save(model_dir, checkpoint.SavedModel(data.classes, thresholds, [checkpoint.Member(config, best_state)],
-                                                         auxiliary=data.auxiliary), **summary)
+        saved = checkpoint.SavedModel(data.classes, thresholds, [checkpoint.Member(config, best_state)],
+                                      auxiliary=data.auxiliary)
+        checkpoint.save(model_dir, saved, **summary)
         plot_history(history, best["epoch"], Path(model_dir) / "training_curves.png")
         shutil.rmtree(state_dir, ignore_errors=True)
     if world > 1:

@@ -153,7 +153,7 @@ PHASE_2 = [
     # about 75 minutes of its 90.
     ("wider_192", {"conv_channels": [32, 32, 64, 192, 192]},
      "the last two stages 1.5 times as wide (192 channels)"),
-    # Added while wider_192 ran: the unscored codes of the development records (24 with 5 records or more:
+    # Added while wider_192 ran: the unscored codes of the records (24 with 5 records or more:
     # infarcts in 1,470 records, hypertrophy, ST changes, ventricular ectopics) as outputs the network learns and
     # never answers. The scored morphology classes (Q-wave and T-wave abnormalities, NSIVCB: AUROC 0.70-0.86 out
     # of fold) are what those codes describe; the cost is 24 more outputs of one dense layer.

@@ -138,31 +138,40 @@ def test_skipping_records_without_a_class_of_the_model_in_the_official_scheme():
 
 @pytest.mark.shared_data
 def test_auxiliary_codes_are_the_records_other_codes_and_the_loss_reads_them_after_the_classes():
-    """With auxiliary labels, every code that names no class (with min_positives records) becomes an output
-    the loss reads after the classes; without them, none."""
-    config = Config(min_positives=1, auxiliary_labels=True)
-    data = load_training_set(FIXTURES / "cinc_snomed", config)
-    carried = {representative(c) for dx in data.dx for c in dx}
-    assert data.auxiliary == sorted(carried - set(data.classes))
-    assert {"164861001", "428750005", "164865005"} <= set(data.auxiliary)  # unscored: see the skipping test
+    """With auxiliary labels, every code that names no class becomes an output the loss reads after the
+    classes, known only for the sources that carry it here; without them, none."""
+    data = load_training_set(FIXTURES / "cinc_snomed", Config(min_positives=1, auxiliary_labels=True))
+    infarct, st_t, st_depression, t_wave = "164865005", "164861001", "164867002", "428750005"  # all unscored
+    assert data.auxiliary == sorted([infarct, st_t, st_depression, t_wave])
+    carrying = {code: [n for n, dx in zip(data.names, data.dx) if code in dx] for code in data.auxiliary}
+    assert carrying == {infarct: ["S0008"], st_t: ["Q0004"], st_depression: ["Q0001"], t_wave: ["Q0004"]}
     for j, code in enumerate(data.auxiliary):
-        assert data.auxiliary_labels[:, j].tolist() == [float(code in map(representative, dx)) for dx in data.dx]
-    rows = np.array([3, 0, 5])
+        assert [n for n, label in zip(data.names, data.auxiliary_labels[:, j]) if label] == carrying[code]
+        known = {n[0] for n, m in zip(data.names, data.auxiliary_mask[:, j]) if m}
+        assert known == {carrying[code][0][0]}  # the source that labels the code (S: PTB, Q: CPSC-Extra), no other
+    assert not data.unknown_labels  # every code is learned now, if not answered
+    rows = np.array([8, 0, 11])
     targets, mask = data.loss_targets(rows)
-    np.testing.assert_array_equal(targets, np.hstack([data.labels[rows], data.auxiliary_labels[rows]]))
-    np.testing.assert_array_equal(mask, np.hstack([data.mask[rows], data.auxiliary_mask[rows]]))
-    assert "164865005" not in data.unknown_labels and not data.unknown_labels  # learned now, if never answered
+    n = len(data.classes)
+    np.testing.assert_array_equal(targets[:, :n], data.labels[rows])
+    np.testing.assert_array_equal(targets[:, n:], [[0, 0, 1, 0], [0, 0, 0, 0], [0, 1, 0, 0]])  # Q0001, A0002, S0008
+    np.testing.assert_array_equal(mask[:, n:], [[1, 0, 1, 1], [0, 0, 0, 0], [0, 1, 0, 0]])
 
-    counted = load_training_set(FIXTURES / "cinc_snomed", Config(min_positives=2, auxiliary_labels=True))
-    assert all(counted.auxiliary_labels.sum(axis=0) >= 2) and len(counted.auxiliary) < len(data.auxiliary)
     off = load_training_set(FIXTURES / "cinc_snomed", Config(min_positives=1))
     assert off.auxiliary == [] and off.loss_targets(rows)[0].shape == (3, len(off.classes))
 
 
+def test_auxiliary_codes_need_min_positives_records_and_name_no_class():
+    dx = [["426783006", "164865005"], ["164865005", "39732003"], ["59118001", "164884008"], ["39732003"]]
+    official = Config(min_positives=2, auxiliary_labels=True)
+    # right bundle branch block is the class of complete RBBB (equivalent); ventricular ectopics are on one record
+    assert auxiliary_codes(dx, ["426783006", "713427006"], official) == ["164865005", "39732003"]
+    assert auxiliary_codes(dx, ["426783006", "713427006"], Config(min_positives=3, auxiliary_labels=True)) == []
+
+
 def test_auxiliary_codes_of_the_cpsc_scheme_leave_out_what_its_classes_translate():
-    dx = [["164889003", "164865005"], ["AF", "39732003"], ["426783006"], ["164884008", "39732003"]]
+    dx = [["164889003", "164865005"], ["AF", "39732003"], ["426783006", "39732003"], ["164884008"]]
     config = Config(labels="cpsc", min_positives=1, auxiliary_labels=True)
-    # AF, Normal (sinus rhythm alone) and PVC (ventricular ectopics) are classes: infarct and axis deviation are not
-    assert auxiliary_codes(dx, ["AF", "Normal", "PVC"], config) == ["164865005", "39732003"]
-    assert auxiliary_codes(dx, ["AF", "Normal", "PVC"], Config(labels="cpsc", min_positives=2,
-                                                              auxiliary_labels=True)) == ["39732003"]
+    # AF, its text and ventricular ectopics (PVC) are classes; infarct, axis deviation and sinus rhythm are not:
+    # beside axis deviation, sinus rhythm is no normal ECG
+    assert auxiliary_codes(dx, ["AF", "Normal", "PVC"], config) == ["164865005", "39732003", "426783006"]

@@ -125,8 +125,8 @@ def test_the_reading_is_the_models_own(model):
 
 
 def test_the_reading_normalises_and_reads_age_and_sex_as_the_driver_does(tmp_path):
-    """A std-normalised CRNN with age and sex beside a mean-normalised attention network: the picture's
-    probabilities are the driver's."""
+    """A std-normalised CRNN with age and sex beside a mean-normalised attention network, both with outputs for
+    auxiliary codes: the picture's probabilities are the driver's, over the classes."""
     from cinc2020 import checkpoint
     from cinc2020.config import config_from_environment
     from cinc2020.models import build_model
@@ -135,12 +135,14 @@ def test_the_reading_normalises_and_reads_age_and_sex_as_the_driver_does(tmp_pat
     for seed, overrides in enumerate(({"model": "crnn", "demographics": True}, {"model": "cnn_attention"})):
         torch.manual_seed(seed)
         config = config_from_environment(**overrides)
-        members.append(checkpoint.Member(config, build_model(config, 3).eval().state_dict(), {"fold": 1}))
-    checkpoint.save(tmp_path / "m", checkpoint.SavedModel(classes, [0.5] * 3, members))
+        members.append(checkpoint.Member(config, build_model(config, 3, 2).eval().state_dict(), {"fold": 1}))
+    checkpoint.save(tmp_path / "m", checkpoint.SavedModel(classes, [0.5] * 3, members,
+                                                          auxiliary=["164865005", "164861001"]))
     two = load_model(tmp_path / "m")
     assert [c.normalisation for c in two.configs] == ["std", "mean"]
     data, lines = read_record(SAMPLES / "A0002.hea")  # #Age: 49, #Sex: Female
     probabilities, *_ = plot.reading(two, data, lines)
+    assert probabilities.shape == (3,)
     np.testing.assert_allclose(probabilities, two.probabilities(data, lines), rtol=1e-5, atol=1e-7)
     older = [line.replace("#Age: 49", "#Age: 80") for line in lines]
     assert not np.allclose(two.probabilities(data, older), two.probabilities(data, lines))  # age is read

@@ -15,7 +15,7 @@ from conftest import FIXTURES, ROOT
 from cinc2020 import train
 from cinc2020.config import Config
 from cinc2020.data import load_training_set, prepare
-from cinc2020.inference import load_model
+from cinc2020.inference import classify, load_model, predict_probabilities
 from cinc2020.records import read_record
 from cinc2020.train import (AUGMENTATION, BATCH_ORDER, DROPOUT, INITIAL_WEIGHTS, binary_cross_entropy, fit,
                             learning_rate, masked_loss, random_stream)
@@ -263,26 +263,43 @@ def test_a_failure_on_rank_zero_stops_every_rank(tmp_path):
 
 
 def test_auxiliary_codes_are_learned_and_never_answered(tmp_path, monkeypatch):
-    """The loss reads the classes and the auxiliary codes; the saved model answers the classes alone, the
-    sigmoid of the network's first outputs."""
-    widths = []
+    """The loss reads the classes and the auxiliary codes, the validation loss the classes alone; the saved
+    model answers the classes, the sigmoid of the network's first outputs."""
+    seen = []
     real_loss = train.masked_loss
-    monkeypatch.setattr(train, "masked_loss", lambda logits, targets, *rest: widths.append(
-        (logits.shape[1], targets.shape[1])) or real_loss(logits, targets, *rest))
-    summary = fit_fixtures(tmp_path, epochs=1, auxiliary_labels=True)
-    data = load_training_set(FIXTURES / "cinc_snomed", Config(min_positives=1, auxiliary_labels=True))
-    outputs = len(data.classes) + len(data.auxiliary)
-    assert data.auxiliary and set(widths) == {(outputs, outputs)}
+    monkeypatch.setattr(train, "masked_loss", lambda logits, targets, mask, weights: seen.append(
+        (logits.shape[1], targets.shape[1], mask)) or real_loss(logits, targets, mask, weights))
+    config = Config(model="crnn", min_positives=1, batch_size=4, epochs=1, auxiliary_labels=True)
+    data = load_training_set(FIXTURES / "cinc_snomed", config)
+    rows, validation = np.arange(len(data.names)), np.arange(8, 12)  # the Q and S records carry the codes
+    summary = fit(data, rows, validation, config, tmp_path / "model", (0, 1, torch.device("cpu")))
+    n, outputs = len(data.classes), len(data.classes) + len(data.auxiliary)
+    assert data.auxiliary and {(a, b) for a, b, _ in seen} == {(outputs, outputs)}
+    assert sum(float(mask[:, n:].sum()) for *_, mask in seen) == data.auxiliary_mask.sum() > 0
     assert list(summary["positive_weights"]) == data.classes + data.auxiliary
     assert json.loads((tmp_path / "model" / "model.json").read_text())["auxiliary"] == data.auxiliary
 
     model = load_model(tmp_path / "model")
     network = model.networks[0]
-    assert network.classify.out_features == outputs and network.answered_classes == len(data.classes)
+    assert network.classify.out_features == outputs and network.answered_classes == n
+    probabilities = predict_probabilities(network, config, data.signals.subset(validation),
+                                          data.demographics[validation], model.device)
+    assert probabilities.shape == (4, n)
+    assert summary["validation"]["loss"] == pytest.approx(binary_cross_entropy(
+        data.labels[validation], probabilities, np.ones(n), data.mask[validation]), rel=1e-6)
     signal, lines = read_record(FIXTURES / "cinc_snomed" / "A0002.hea")
-    probabilities = model.probabilities(signal, lines)
-    x = torch.from_numpy(prepare(signal, lines, model.configs[0]))[None]
+    x = torch.from_numpy(prepare(signal, lines, config))[None]
     with torch.no_grad():
-        logits = network(x, torch.tensor([x.shape[-1]]), torch.zeros(1, 4))[0]
-    assert probabilities.shape == (len(data.classes),)
-    np.testing.assert_allclose(probabilities, torch.sigmoid(logits[:len(data.classes)]).numpy(), atol=1e-6)
+        logits = network(x, torch.tensor([x.shape[-1]]))[0]
+    np.testing.assert_allclose(model.probabilities(signal, lines), torch.sigmoid(logits[:n]).numpy(), atol=1e-6)
+
+
+def test_the_recipe_ships_the_auxiliary_codes(tmp_path):
+    out = tmp_path / "model"
+    run(out, settings={**SETTINGS, "epochs": 1, "auxiliary_labels": True})
+    document = json.loads((out / "model.json").read_text())
+    assert document["auxiliary"] == load_training_set(FIXTURES / "cinc_snomed", Config(
+        min_positives=1, auxiliary_labels=True)).auxiliary
+    model = load_model(out)
+    labels, probabilities, classes = classify(*read_record(FIXTURES / "cinc_snomed" / "Q0004.hea"), model)
+    assert classes == document["classes"] and len(probabilities) == len(labels) == len(classes)
