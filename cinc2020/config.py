@@ -23,9 +23,10 @@ class Config:
     # Architecture. SE-residual stages, wider, won the screening (docs/screening.md); every stage halving
     # time (half the cost of a first stage at full rate) is there for the inference budget (screened:
     # Challenge 0.452 against 0.442, AUROC 0.852 against 0.870). The last two stages, where time is
-    # shortest, are twice as wide: +0.015 for 1.29 times an epoch's seconds (0.524 against 0.509).
+    # shortest, are wider: 128 channels beat 64 (+0.015 for 1.29 times an epoch's seconds, 0.524 against 0.509),
+    # 192 beat 128 (docs/screening_2.md: +0.014 for about 1.24 times, 0.562 against 0.548).
     block: str = "se_residual"   # "plain": three convolutions a stage; "se_residual": residual with squeeze-excitation
-    conv_channels: tuple[int, ...] = (32, 32, 64, 128, 128)  # one entry per stage of three convolutions
+    conv_channels: tuple[int, ...] = (32, 32, 64, 192, 192)  # one entry per stage of three convolutions
     stage_strides: tuple[int, ...] = (2, 2, 2, 2, 2)       # each stage's first convolution's stride
     first_kernel_size: int = 7   # the convolution that reads the leads sees a little more context
     kernel_size: int = 5         # every other convolution
