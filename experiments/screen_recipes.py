@@ -311,6 +311,14 @@ def screen(work: Path, phase: Phase, stop_after: str | None,
     def outcome():
         return rows, (unfinished[0] if unfinished else None)
 
+    def repeat(best_name, best_overrides, best, report_only):
+        """The best recipe again with training seed 1; its result, or None when it has not run."""
+        name, overrides = seeded(best_name, 1), {**best_overrides, "seed": 1}
+        result = run(work, name, overrides, processes, report_only)
+        decision = None if result is None else \
+            f"repeat: spread {abs(result['challenge'] - best['challenge']):.3f} over {best_name}"
+        return name, f"{best_name} again, training seed 1", overrides, best_name, result, decision
+
     for seed in SEEDS:
         name = seeded(phase.baseline_name, seed)
         overrides = {**phase.baseline, "seed": seed}
@@ -334,6 +342,11 @@ def screen(work: Path, phase: Phase, stop_after: str | None,
         decision = f"kept (over {best_name})" if keep else f"dropped (vs {best_name})"
         if name in OVERRIDDEN:
             decision += f"; {OVERRIDDEN[name]}"
+        # The repeat of the recipe a kept change replaces stays in the table if it ran (it is never run
+        # once replaced: it decides nothing).
+        replaced = repeat(best_name, best_overrides, best, True) if keep and best_name != phase.baseline_name else None
+        if replaced and replaced[4] is not None and record(*replaced, repeat=True):
+            return outcome()
         stop = record(name, what, overrides, best_name, result, decision, kept=keep)
         if keep:
             best_name, best_overrides, best = name, overrides, result
@@ -344,11 +357,7 @@ def screen(work: Path, phase: Phase, stop_after: str | None,
     # decides nothing. (A baseline that nothing beat has its repeat already.)
     if best_name == phase.baseline_name:
         return outcome()
-    name, overrides = seeded(best_name, 1), {**best_overrides, "seed": 1}
-    result = run(work, name, overrides, processes, report_only)
-    decision = None if result is None else \
-        f"repeat: spread {abs(result['challenge'] - best['challenge']):.3f} over {best_name}"
-    record(name, f"{best_name} again, training seed 1", overrides, best_name, result, decision, repeat=True)
+    record(*repeat(best_name, best_overrides, best, report_only), repeat=True)
     return outcome()
 
 
@@ -432,8 +441,10 @@ def write_report(rows: list[dict], path: Path, stopped: dict | None, phase: Phas
                   f"(both decided with thresholds tuned on {stopped['parent']}'s other folds)."]
     not_run = [name for name in [seeded(phase.baseline_name, seed) for seed in SEEDS] + [n for n, *_ in phase.runs]
                if name not in {r["name"] for r in rows} and name != (stopped or {}).get("name")]
-    # The repeat is owed once a change has been kept (a baseline that nothing beat has its repeat already).
-    if any(r["kept"] for r in rows) and not any(r["repeat"] for r in rows) and not (stopped or {}).get("repeat"):
+    # The best recipe's repeat is owed once a change has been kept (a baseline that nothing beat has its
+    # repeat already).
+    best = [r["name"] for r in rows if r["kept"]][-1:]
+    if best and not any(r["repeat"] and r["parent"] == best[0] for r in rows) and not (stopped or {}).get("repeat"):
         not_run.append("the repeat of the best recipe with training seed 1")
     if not_run:
         lines += ["", f"Not run yet: {', '.join(not_run)}."]
