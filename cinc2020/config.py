@@ -47,7 +47,7 @@ class Config:
     weight_decay: float = 0.01   # decoupled (as AdamW), on every parameter
     gradient_clip: float | None = 1.0  # largest gradient norm, or None
     # The schedule's length, screened (docs/screening.md): 20 epochs beat 12 (Challenge 0.509 against 0.485),
-    # neither 16 nor 30 beat 20; the default command (4 fold models and the refit) takes 57 minutes on 2 CPU
+    # neither 16 nor 30 beat 20; the default command (4 fold models and the refit) takes 74 minutes on 2 CPU
     # cores (its budget: 90).
     epochs: int = 20
     patience: int = 8            # with a validation share: stop after this many epochs without a lower loss
