@@ -312,7 +312,8 @@ def screen(work: Path, phase: Phase, stop_after: str | None,
         return rows, (unfinished[0] if unfinished else None)
 
     def repeat(best_name, best_overrides, best, report_only):
-        """The best recipe again with training seed 1; its result, or None when it has not run."""
+        """``record``'s arguments for the best recipe again with training seed 1 (its result and decision
+        are None when it has not run)."""
         name, overrides = seeded(best_name, 1), {**best_overrides, "seed": 1}
         result = run(work, name, overrides, processes, report_only)
         decision = None if result is None else \
