@@ -6,6 +6,9 @@ import json
 from dataclasses import asdict, dataclass, fields
 
 
+PRECISIONS = ("float32", "bfloat16", "float16")
+
+
 @dataclass
 class Config:
     # What the model reads and speaks.
@@ -46,6 +49,9 @@ class Config:
     warmup_epochs: float = 1.0
     weight_decay: float = 0.01   # decoupled (as AdamW), on every parameter
     gradient_clip: float | None = 1.0  # largest gradient norm, or None
+    # The arithmetic of training steps on any device: "float32", or autocast to "bfloat16" or "float16" (the
+    # latter with loss scaling). Validation and inference always run in float32.
+    training_precision: str = "float32"
     # The schedule's length, screened (docs/screening.md): 20 epochs beat 12 (Challenge 0.509 against 0.485),
     # neither 16 nor 30 beat 20; the default command (4 fold models and the refit) takes 74 minutes on 2 CPU
     # cores (its budget: 90).
@@ -89,6 +95,8 @@ class Config:
             raise ValueError(f"val_fraction must be at least 0 and below 1, not {self.val_fraction}")
         if self.val_fraction == 0:
             self.require_schedule_that_ends("a network with val_fraction 0", " (or set val_fraction above 0)")
+        if self.training_precision not in PRECISIONS:
+            raise ValueError(f"unknown training_precision {self.training_precision!r}: use one of {', '.join(PRECISIONS)}")
         if self.records_without_class is None:
             self.records_without_class = "skip" if self.labels == "cpsc" else "negative"
 

@@ -249,8 +249,9 @@ class CRNN(nn.Module):
         real = torch.arange(longest, device=signals.device)[None, :] < counts[:, None]  # the others are never computed
         window_lengths = (lengths[:, None] - starts[None, :]).clamp(max=self.window)[real]
         x, _, mask = self.convolutions(windows[real], window_lengths)
-        features = torch.zeros(len(signals), longest, self.gru.input_size, device=signals.device)
-        features[real] = self.features(masked_mean(x, mask))
+        window_features = self.features(masked_mean(x, mask))
+        features = window_features.new_zeros(len(signals), longest, window_features.shape[-1])  # autocast's dtype
+        features[real] = window_features
         packed = pack_padded_sequence(features, counts.cpu(), batch_first=True, enforce_sorted=False)
         _, final = self.gru(packed)  # (2 directions, batch, units)
         pooled = self.head(torch.cat([final[0], final[1]], dim=1))

@@ -152,7 +152,8 @@ def train_epoch(network: nn.Module, optimiser, scaler, data: TrainingSet, batche
                                                 for t in (signals, targets, mask, demographics))
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(step, steps_per_epoch, config)
-        with torch.autocast(run_on.type, dtype=torch.float16, enabled=run_on.type == "cuda"):
+        with torch.autocast(run_on.type, dtype=getattr(torch, config.training_precision),
+                            enabled=config.training_precision != "float32"):
             logits = network(signals, signal_lengths, demographics).float()
         loss = masked_loss(logits, targets, mask, weights)
         optimiser.zero_grad()
@@ -234,7 +235,8 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
         if world > 1 else model
     optimiser = torch.optim.NAdam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                   decoupled_weight_decay=True)
-    scaler = torch.amp.GradScaler("cuda", enabled=run_on.type == "cuda")
+    # Only float16's narrow range needs the loss scaled; bfloat16 keeps float32's exponent.
+    scaler = torch.amp.GradScaler(run_on.type, enabled=config.training_precision == "float16")
     history: list[dict] = []
     best_state, best = None, {"loss": math.inf, "epoch": 0}
     state_dir = Path(model_dir) / RESUME_FOLDER
