@@ -1,8 +1,10 @@
 #!/usr/bin/env python
-"""Train a model: python train_model.py TRAIN_DIR MODEL_DIR [options]
+"""Train a model: python train_model.py TRAIN_DIR [TRAIN_DIR ...] MODEL_DIR [options]
 
 Called as the organisers call it (two folders, no options) it trains the default
 configuration, changed by $CINC2020_CONFIG if set. Options change it further.
+Records are found in every folder below each TRAIN_DIR (the challenge's sources
+extracted side by side, or its training/<source>/... tree).
 """
 
 import argparse
@@ -17,7 +19,8 @@ from train_12ECG_classifier import train_12ECG_classifier
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("input_directory", help="folder of training records (.hea + .mat)")
+    parser.add_argument("input_directory", nargs="+", help="folders of training records (.hea + .mat), searched "
+                                                           "with their subfolders")
     parser.add_argument("output_directory", help="folder to write the model into")
     parser.add_argument("--labels", choices=("snomed", "cpsc"), help="label scheme (default snomed)")
     parser.add_argument("--model", action="append", choices=sorted(ARCHITECTURES),

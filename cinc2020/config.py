@@ -52,6 +52,9 @@ class Config:
     # The arithmetic of training steps on any device: "float32", or autocast to "bfloat16" or "float16" (the
     # latter with loss scaling). Validation and inference always run in float32.
     training_precision: str = "float32"
+    # Processes that read, crop, augment and collate training batches ahead of the step; None: 4 beside a
+    # GPU, none on a CPU (they would take its cores from training). Batches are the same either way.
+    loader_workers: int | None = None
     # The schedule's length, screened (docs/screening.md): 20 epochs beat 12 (Challenge 0.509 against 0.485),
     # neither 16 nor 30 beat 20; the default command (4 fold models and the refit) takes 74 minutes on 2 CPU
     # cores (its budget: 90).

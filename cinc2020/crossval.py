@@ -31,6 +31,7 @@ from tqdm import tqdm
 from . import checkpoint
 from .config import ENVIRONMENT_VARIABLE, Config, config_from_environment, given_options
 from .data import TrainingSet, stratified_folds
+from .labels import source_of
 from .inference import decide, load_model, predict_probabilities
 from .models import ARCHITECTURES
 from .scoring import score_predictions
@@ -112,30 +113,46 @@ def cross_validate(data: TrainingSet, config: Config, folds: int, out_dir: str |
 
 
 def report(data: TrainingSet, oof: OutOfFold, config: Config) -> dict:
-    """Out-of-fold scores at thresholds 0.5, and with thresholds tuned on the other folds."""
+    """Out-of-fold scores at thresholds 0.5, and with thresholds tuned on the other folds (tuned on the labels
+    the records' sources give, ``data.mask``), by the official scorer on the records' own labels: over every
+    record, and (``per_source``) over each source's records when they come from several."""
     dx = [data.dx[i] for i in oof.rows]
     result = {"records": len(oof.rows), "folds": int(oof.fold_of.max()) + 1,
               "positives_per_class": dict(zip(data.classes, data.labels[oof.rows].sum(axis=0).astype(int).tolist()))}
     at_half = decide(oof.probabilities, np.full(len(data.classes), 0.5))
-    tuned = cross_validated_outputs(oof.probabilities, dx, data.classes, config.labels, oof.fold_of)[0] \
-        if result["folds"] > 1 else None
+    tuned = cross_validated_outputs(oof.probabilities, dx, data.classes, config.labels, oof.fold_of,
+                                    known=data.mask[oof.rows] > 0)[0] if result["folds"] > 1 else None
+    sources = np.array([source_of(data.names[i]) for i in oof.rows])
     for name, outputs in (("thresholds_0.5", at_half), ("tuned_thresholds", tuned)):
         if outputs is None:
             continue
-        scores = score_predictions(dx, data.classes, outputs, oof.probabilities, config.labels)
-        result[name] = {
-            "challenge_metric": scores.challenge_metric, "auroc": scores.auroc, "auprc": scores.auprc,
-            "f_measure": scores.f_measure, "f_beta": scores.f_beta, "g_beta": scores.g_beta,
-            "accuracy": scores.accuracy,
-            "per_class": {c: {"auroc": a, "f_measure": f} for c, a, f in
-                          zip(scores.classes, scores.auroc_classes.tolist(), scores.f_measure_classes.tolist())},
-        }
+        result[name] = scores_of(dx, data.classes, outputs, oof.probabilities, config.labels)
+        if len(set(sources)) > 1:
+            result[name]["per_source"] = {
+                source: {"records": int((sources == source).sum()),
+                         **scores_of([d for d, s in zip(dx, sources) if s == source], data.classes,
+                                     outputs[sources == source], oof.probabilities[sources == source],
+                                     config.labels, per_class=False)}
+                for source in sorted(set(sources))}
+    return result
+
+
+def scores_of(dx: list[list[str]], classes: list[str], outputs: np.ndarray, probabilities: np.ndarray, scheme: str,
+              per_class: bool = True) -> dict:
+    """The official scorer's figures of outputs and probabilities on records with these labels."""
+    scores = score_predictions(dx, classes, outputs, probabilities, scheme)
+    result = {"challenge_metric": scores.challenge_metric, "auroc": scores.auroc, "auprc": scores.auprc,
+              "f_measure": scores.f_measure, "f_beta": scores.f_beta, "g_beta": scores.g_beta,
+              "accuracy": scores.accuracy}
+    if per_class:
+        result["per_class"] = {c: {"auroc": a, "f_measure": f} for c, a, f in
+                               zip(scores.classes, scores.auroc_classes.tolist(), scores.f_measure_classes.tolist())}
     return result
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("train_dir")
+    parser.add_argument("train_dir", nargs="+", help="folders of training records, searched with their subfolders")
     parser.add_argument("out_dir")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--labels", choices=("snomed", "cpsc"))
@@ -151,9 +168,9 @@ def main(argv=None):
     processes = start_processes()
     data = load_data(args.train_dir, config)
     out_dir = Path(args.out_dir)
-    oof = cross_validate(data, config, args.folds, out_dir, processes, args.resume, str(args.train_dir))
+    oof = cross_validate(data, config, args.folds, out_dir, processes, args.resume, ", ".join(args.train_dir))
     if processes[0] == 0:
-        result = {"folder": str(args.train_dir), "config": config.to_json(), **report(data, oof, config)}
+        result = {"folder": ", ".join(args.train_dir), "config": config.to_json(), **report(data, oof, config)}
         np.savez(out_dir / "out_of_fold.npz", names=np.array(data.names)[oof.rows], classes=np.array(data.classes),
                  probabilities=oof.probabilities, labels=data.labels[oof.rows], fold=oof.fold_of)
         checkpoint.atomic_write(out_dir / "crossval.json", lambda p: p.write_text(json.dumps(result, indent=2)))

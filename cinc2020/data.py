@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from .config import Config
 from .cpus import available_cpus
-from .labels import (CPSC_CLASSES, SNOMED_TO_CPSC, label_matrix, representative, source_of, to_scheme,
-                     undetermined_classes)
+from .labels import (CPSC_CLASSES, SNOMED_TO_CPSC, known_labels, label_matrix, representative, source_of,
+                     to_scheme, undetermined_classes)
 from .models import N_DEMOGRAPHICS, N_LEADS
 from .records import RecordError, parse_header, read_record, resample, standard_leads
 from .scoring import load_weights
@@ -92,13 +92,42 @@ def demographic_inputs(age: float, sex: str) -> np.ndarray:
                      float(sex in ("male", "m")), float(sex in ("female", "f"))], dtype=np.float32)
 
 
-def find_records(directory: str | Path) -> list[Path]:
-    """Header files in ``directory`` (sorted), whether or not their signal file is readable."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{directory} is not a folder")
-    return sorted(p for p in directory.iterdir()
-                  if p.suffix.lower() == ".hea" and p.is_file() and not p.name.startswith("."))
+def as_folders(folders) -> list[Path]:
+    """One folder (a path) or several (a list) as a list of paths."""
+    return [Path(f) for f in folders] if isinstance(folders, (list, tuple)) else [Path(folders)]
+
+
+def find_records(folders) -> list[Path]:
+    """Header files in ``folders`` (one folder or several) and every folder below them, hidden ones aside,
+    sorted by record name, whether or not their signal file is readable.
+
+    The challenge's data comes as one archive a source, extracted side by side, or as a tree
+    (``training/<source>/g1/...``). A record name found twice is read once when both copies (header and
+    signal file) are byte-equal, and is an error naming both paths when they are not.
+    """
+    found: dict[str, Path] = {}
+    for folder in as_folders(folders):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is not a folder")
+        for path in folder.rglob("*"):
+            relative = path.relative_to(folder).parts
+            if path.suffix.lower() != ".hea" or any(part.startswith(".") for part in relative) or not path.is_file():
+                continue
+            earlier = found.setdefault(path.stem, path)
+            if earlier != path and earlier.resolve() != path.resolve() and not same_record(earlier, path):
+                raise ValueError(f"record {path.stem} is found twice with different contents: {earlier} and {path} "
+                                 "(train on folders that hold each record once)")
+    return [found[name] for name in sorted(found)]
+
+
+def same_record(first: Path, second: Path) -> bool:
+    """Whether two copies of a record have byte-equal header and signal files (absent alike counts as equal)."""
+    import filecmp
+
+    for a, b in ((first, second), (first.with_suffix(".mat"), second.with_suffix(".mat"))):
+        if a.exists() != b.exists() or (a.exists() and not filecmp.cmp(a, b, shallow=False)):
+            return False
+    return True
 
 
 def model_classes(dx_lists: list[list[str]], config: Config) -> list[str]:
@@ -130,14 +159,38 @@ def auxiliary_codes(dx_lists: list[list[str]], classes: list[str], config: Confi
     return sorted(code for code, n in counts.items() if n >= config.min_positives)
 
 
-PREPROCESSING_VERSION = 3  # change whenever clean() or demographic_inputs() would give other numbers for the same record
+def preprocessing_code() -> str:
+    """A digest of the code that turns a record file into what the cache keeps (header parsing, reading,
+    resampling, cleaning, demographic inputs): a fork that edits any of it never reads an older cache."""
+    import inspect
+
+    from . import records
+
+    parts = [inspect.getsource(records)] + [inspect.getsource(f) for f in (clean, bandpass, demographic_inputs,
+                                                                            _read_and_clean)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+CACHE_VARIABLE = "CINC2020_CACHE"
 
 
 def cache_root() -> Path:
-    """Where preprocessed records are kept: ``$CINC2020_CACHE``, else the user's cache folder."""
-    if os.environ.get("CINC2020_CACHE"):
-        return Path(os.environ["CINC2020_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cinc2020"
+    """Where preprocessed records are kept: ``$CINC2020_CACHE``; else the user's cache folder
+    (``$XDG_CACHE_HOME`` or ``~/.cache``) if it can be written; else a folder of the user's in the
+    temporary folder (a container run as another user, a home that does not exist), with a warning."""
+    if os.environ.get(CACHE_VARIABLE):
+        return Path(os.environ[CACHE_VARIABLE])
+    try:
+        home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cinc2020"
+        home.mkdir(parents=True, exist_ok=True)
+        if os.access(home, os.W_OK | os.X_OK):
+            return home
+    except (OSError, RuntimeError):  # RuntimeError: no home folder can be determined
+        pass
+    fallback = Path(tempfile.gettempdir()) / f"cinc2020-cache-{os.getuid()}"
+    print(f"warning: the user's cache folder cannot be written; preprocessed records go to {fallback} "
+          f"(set {CACHE_VARIABLE} to choose a folder)", file=sys.stderr)
+    return fallback
 
 
 class SignalStore:
@@ -166,32 +219,37 @@ class SignalStore:
         return SignalStore(self.file, self.offsets[rows], self.lengths[rows])
 
 
-def cached_records(directory: str | Path, config: Config) -> tuple[SignalStore, list[str], list[list[str]],
-                                                              np.ndarray, dict[str, str]]:
-    """Every readable record of ``directory`` preprocessed once into the cache.
+def cached_records(folders, config: Config) -> tuple[SignalStore, list[str], list[list[str]], np.ndarray,
+                                                     dict[str, str]]:
+    """Every readable record of ``folders`` (one folder or several, searched as ``find_records`` does)
+    preprocessed once into the cache.
 
-    The cache is keyed on the record files (names, sizes, modification times) and
-    on everything that changes preprocessing, and is rebuilt when either changes;
-    it is built in a temporary folder and renamed, so a killed build leaves none.
-    Runs at once on one folder take turns through a file lock: the first builds,
-    the others reuse its cache. Returns the clean signals, names, #Dx entries,
-    demographic inputs and the unreadable records' reasons.
+    The cache is keyed on the record files (paths, sizes, modification times), on the code that
+    preprocesses them (``preprocessing_code``) and on the configuration's preprocessing, and is rebuilt when
+    any of them changes; it is built in a temporary folder and renamed, so a killed build leaves none that
+    is read (the next build of the same folders removes it). Runs at once on the same folders take turns
+    through a file lock: the first builds, the others reuse its cache. Returns the clean signals, names,
+    #Dx entries, demographic inputs and the unreadable records' reasons.
     """
-    headers = find_records(directory)
+    folders = as_folders(folders)
+    headers = find_records(folders)
     if not headers:
-        raise ValueError(f"no records (.hea files) in {directory}")
-    fingerprint = [PREPROCESSING_VERSION]
+        raise ValueError(f"no records (.hea files) in {', '.join(map(str, folders))}")
+    fingerprint = [preprocessing_code()]
     for header in headers:
-        fingerprint.append([header.name, *_file_stamp(header), *_file_stamp(header.with_suffix(".mat"))])
+        fingerprint.append([str(header), *_file_stamp(header), *_file_stamp(header.with_suffix(".mat"))])
     key = hashlib.sha256(json.dumps(fingerprint).encode()).hexdigest()[:16]
     root = cache_root()
-    source = Path(directory).resolve()
-    # One cache per folder and preprocessing setting.
-    setting = json.dumps([str(source), *preprocessing(config)])
-    prefix = f"{source.name}-{hashlib.sha256(setting.encode()).hexdigest()[:8]}-"
+    # One cache per set of folders and preprocessing setting.
+    setting = json.dumps([[str(f.resolve()) for f in folders], *preprocessing(config)])
+    prefix = f"{'+'.join(f.resolve().name for f in folders)[:80]}-{hashlib.sha256(setting.encode()).hexdigest()[:8]}-"
     folder = root / (prefix + key)
     if not (folder / "index.json").exists():
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"cannot create the cache folder {root} ({error.strerror}): set {CACHE_VARIABLE} "
+                             "to a folder that can be written") from None
     with _locked(root / f".{prefix}lock"):
         if not (folder / "index.json").exists():
             _build_cache(headers, config, root, folder, prefix)
@@ -236,10 +294,14 @@ def _read_and_clean(path: Path, config: Config) -> tuple[str, list[str], list[fl
                 clean(data, header_lines, config), "")
     except RecordError as error:
         return path.stem, [], [], None, str(error)
+    except Exception as error:  # one bad record must never stop a run: it is that record's failure
+        return path.stem, [], [], None, f"unexpected {type(error).__name__}: {error}"
 
 
 def _build_cache(headers: list[Path], config: Config, root: Path, folder: Path, prefix: str) -> None:
-    building = Path(tempfile.mkdtemp(dir=root, prefix=".building-"))
+    for killed in root.glob(f".building-{prefix}*"):  # builds of these folders killed hard (this one holds the lock)
+        shutil.rmtree(killed, ignore_errors=True)
+    building = Path(tempfile.mkdtemp(dir=root, prefix=f".building-{prefix}"))
     names, dx_lists, demographics, offsets, lengths, skipped = [], [], [], [], [], {}
     position = 0
     workers = min(available_cpus(), len(headers))
@@ -340,18 +402,10 @@ def load_training_set(directory: str | Path, config: Config, classes: list[str] 
 
 def loss_mask(names: list[str], dx_lists: list[list[str]], labels: np.ndarray, classes: list[str],
               scheme: str) -> np.ndarray:
-    """Which labels are known (1) and which the loss leaves out (0).
-
-    A record of a known source (by name) is no negative for a class that none of
-    that source's records here carries: the source never labels it. Records of
-    unknown sources are taken as labelling every class. A record's own codes can
-    leave a class undetermined too (``labels.undetermined_classes``).
-    """
-    mask = np.ones_like(labels)
-    sources = np.array([source_of(name) or "" for name in names])
-    for source in set(sources) - {""}:
-        rows = sources == source
-        mask[np.ix_(rows, labels[rows].sum(axis=0) == 0)] = 0
+    """Which labels are known (1) and which the loss leaves out (0): those a record's source does not
+    give (``labels.known_labels``, the sources told by the records' names) and those a record's own codes
+    leave undetermined (``labels.undetermined_classes``)."""
+    mask = known_labels([source_of(name) for name in names], labels).astype(np.float32)
     column = {c: j for j, c in enumerate(classes)}
     for i, dx in enumerate(dx_lists):
         for c in undetermined_classes(dx, scheme) & column.keys():
@@ -414,14 +468,17 @@ def development_and_test(dx_lists: list[list[str]]) -> tuple[np.ndarray, np.ndar
     return np.flatnonzero(fold == 0), np.flatnonzero(fold == 1)
 
 
-def duration_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+def duration_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+                     spread: float = 0.1) -> list[np.ndarray]:
     """Batches of records of similar length (little padding), in random order.
 
-    Records of equal length are shuffled among themselves; a lone last record
-    joins the previous batch (batch normalisation needs two).
+    Records are ordered by their length times a random factor within ``spread`` (10 %) either
+    side, drawn afresh each call, so that records of distinct lengths meet other neighbours every
+    epoch; a lone last record joins the previous batch (batch normalisation needs two).
     """
     shuffled = rng.permutation(len(lengths))
-    order = shuffled[np.argsort(lengths[shuffled], kind="stable")]
+    jittered = lengths[shuffled] * np.exp(rng.uniform(-spread, spread, len(lengths)))
+    order = shuffled[np.argsort(jittered, kind="stable")]
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     if len(batches) > 1 and len(batches[-1]) == 1:
         batches[-2] = np.concatenate([batches[-2], batches.pop()])

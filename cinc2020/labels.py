@@ -53,11 +53,22 @@ NORMAL_ECG_CODES = frozenset({
 # against PVC: that class's loss term is left out for it (see ``undetermined_classes``).
 UNDETERMINED_BY = {"164884008": frozenset({"427172004"})}
 
-# The challenge's sources by record-name prefix. Each labels its own subset of the classes
-# (CPSC never uses left axis deviation), so a record is no negative for a class its source
-# never labels: ``data.loss_mask`` learns each source's classes from the training records.
+# The challenge's sources by record-name prefix, for their names. Each labels its own subset of the
+# classes (CPSC never uses left axis deviation), so a record is no negative for a class its source
+# does not label: ``known_labels`` learns each source's classes from the training records.
 SOURCES = {"A": "CPSC", "Q": "CPSC-Extra", "I": "St Petersburg INCART", "S": "PTB", "HR": "PTB-XL",
            "E": "Georgia", "JS": "Chapman-Shaoxing"}
+UNNAMED_SOURCE = "unnamed"  # records whose names carry no letter prefix share this source
+# A source labels a class when its records carry it at least this share as often as the other sources'
+# records do (pooled). CPSC-Extra writes sinus rhythm on 4 of its 3,453 records (1/450 of the others'
+# rate) and Q-wave abnormality on 1 (1/90): slips, not labels it gives. PTB-XL's sinus bradycardia
+# (2.7 % of the development records) against Chapman-Shaoxing's (45 %, a rhythm database) is 1/17: meant.
+LABELLED_SHARE = 0.05
+# A class that a source writes only alone on a record, where at the other sources' rate of writing it
+# beside another class at least this many of its records would carry another, is that source's word for
+# "nothing else": CPSC writes sinus rhythm only on its 918 Normal records (at PTB-XL's and Georgia's rate,
+# about 450 would carry another class). On its records with other classes it is unknown.
+EXPECTED_BESIDE_OTHERS = 5
 
 
 def representative(code: str) -> str:
@@ -95,10 +106,41 @@ def undetermined_classes(dx: list[str], scheme: str) -> set[str]:
     return {c for code in dx for c in UNDETERMINED_BY.get(code, ())} - to_scheme(dx, scheme)
 
 
-def source_of(record_name: str) -> str | None:
-    """The challenge source of a record, from its name's prefix (``HR00001``: PTB-XL); None if unknown."""
-    match = re.fullmatch(r"([A-Z]+)\d+", record_name)
-    return SOURCES.get(match.group(1)) if match else None
+def source_of(record_name: str) -> str:
+    """The source of a record, from its name's letter prefix: the challenge's name for it (``HR00001``:
+    PTB-XL), else the prefix itself; ``UNNAMED_SOURCE`` for a name without one."""
+    match = re.fullmatch(r"([A-Za-z]+)_?\d+", record_name)
+    if not match:
+        return UNNAMED_SOURCE
+    return SOURCES.get(match.group(1), match.group(1))
+
+
+def known_labels(sources: list[str], labels: np.ndarray) -> np.ndarray:
+    """Records x classes, True where a record's label of a class is known: a positive, or a negative of a
+    class its source labels.
+
+    Computed from the records, never from a table of sources: a source labels a class when it carries
+    it often enough (``LABELLED_SHARE`` of the other sources' rate; with no other source, once is
+    enough); a class it writes only alone on a record (``EXPECTED_BESIDE_OTHERS``) is known on its
+    records without another class and unknown on those with one.
+    """
+    labels = np.asarray(labels, dtype=bool)
+    sources = np.asarray(sources)
+    known = np.ones(labels.shape, dtype=bool)
+    several = labels.sum(axis=1) > 1  # each of the record's classes stands beside another
+    for source in np.unique(sources):
+        mine = sources == source
+        rate = labels[mine].mean(axis=0)
+        elsewhere = labels[~mine].mean(axis=0) if (~mine).any() else np.zeros(labels.shape[1])
+        labelled = (rate > 0) & (rate >= LABELLED_SHARE * elsewhere)
+        known[np.ix_(mine, ~labelled)] = False
+        for c in np.flatnonzero(labelled):
+            theirs = ~mine & labels[:, c]
+            only_alone = not (mine & labels[:, c] & several).any()
+            if only_alone and theirs.any() and \
+                    (mine & labels[:, c]).sum() * several[theirs].mean() >= EXPECTED_BESIDE_OTHERS:
+                known[mine & labels.any(axis=1) & ~labels[:, c], c] = False
+    return known | labels
 
 
 def answering_classes(requested: str, known: list[str]) -> list[str]:

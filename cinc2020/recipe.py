@@ -34,7 +34,7 @@ import torch.distributed as dist
 from . import checkpoint
 from .config import Config
 from .crossval import OutOfFold, cross_validate, refuse_one_fold_without_validation, report
-from .data import TrainingSet
+from .data import TrainingSet, as_folders
 from .ensemble import cross_validated_stacking, fit_stacker, stacker_probabilities
 from .thresholds import tune_thresholds
 from .models import ARCHITECTURES
@@ -85,7 +85,8 @@ def assemble(data: TrainingSet, configs: list[Config], oofs: list[OutOfFold], st
             members.append(checkpoint.Member(config, network.members[0].state, {"fold": fold, **trained}))
     labels = data.labels[rows]
     combined, stacker = combined_out_of_fold([o.probabilities for o in oofs], labels, fold_of, stacking)
-    thresholds, _ = tune_thresholds(combined, [data.dx[i] for i in rows], data.classes, configs[0].labels)
+    thresholds, _ = tune_thresholds(combined, [data.dx[i] for i in rows], data.classes, configs[0].labels,
+                                    data.mask[rows] > 0)
     saved = checkpoint.SavedModel(
         data.classes, thresholds.tolist(), members,
         None if stacker is None else {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in stacker.items()},
@@ -129,25 +130,27 @@ def refit(data: TrainingSet, config: Config, out_dir: Path, processes, resume: b
     return out_dir
 
 
-def train_ensemble(train_dir: str | Path, model_dir: str | Path, configs: list[Config], folds: int = FOLDS,
+def train_ensemble(train_dir, model_dir: str | Path, configs: list[Config], folds: int = FOLDS,
                    stacking: bool = STACKING, resume: bool = False, refit_all: bool = REFIT) -> dict:
-    """Train the recipe on the records of ``train_dir``; save the model in ``model_dir``."""
+    """Train the recipe on the records of ``train_dir`` (one folder or several, searched with their
+    subfolders); save the model in ``model_dir``."""
     for config in configs:  # refused before any record is read
         if refit_all:
             config.require_schedule_that_ends("a refit", " (or train without --refit)")
         refuse_one_fold_without_validation(folds, config)
     rank, world, run_on = start_processes()
     model_dir = Path(model_dir)
+    source = ", ".join(map(str, as_folders(train_dir)))
     datasets = [load_data(train_dir, config) for config in configs]
     if any(d.names != datasets[0].names or d.classes != datasets[0].classes for d in datasets):
         raise ValueError("the architectures' preprocessing kept different records")
     if any(d.auxiliary != datasets[0].auxiliary for d in datasets):
         raise ValueError("the architectures learn different auxiliary codes: set auxiliary_labels alike")
     oofs = [cross_validate(data, config, folds, model_dir / WORK_FOLDER / config.model, (rank, world, run_on),
-                           resume, str(train_dir), label=f"{config.model}: " if len(configs) > 1 else "")
+                           resume, source, label=f"{config.model}: " if len(configs) > 1 else "")
             for data, config in zip(datasets, configs)]
     refits = [refit(data, config, model_dir / WORK_FOLDER / config.model / "all", (rank, world, run_on), resume,
-                    str(train_dir), folds) for data, config in zip(datasets, configs)] if refit_all else None
+                    source, folds) for data, config in zip(datasets, configs)] if refit_all else None
     summary: dict = {}
     if rank == 0:  # the others have no out-of-fold predictions, and read nothing rank 0 wrote
         saved, summary = assemble(datasets[0], configs, oofs, stacking, refits)

@@ -249,17 +249,62 @@ def score_predictions(dx_lists: list[list[str]], classes: list[str], outputs: np
     return score_unofficial(labels, full_outputs, full_scores, scored)
 
 
-def decision_metric(dx_lists: list[list[str]], classes: list[str], scheme: str):
-    """``metric(outputs)``: the scheme's headline score of 0/1 outputs (records x ``classes``, with any
-    leading axes) on these records: the Challenge metric for the official scheme, the unofficial F-beta for CPSC.
+class DecisionMetric:
+    """The scheme's headline score of a model's 0/1 outputs (records x ``classes``, any leading axes) on
+    fixed records: the Challenge metric for the official scheme, the unofficial F-beta for CPSC.
+
+    Both are sums over records put through a last function: the Challenge metric's credit is one number
+    a record, F-beta's weighted true and false positives two a class. ``record_statistics`` gives those
+    numbers and ``score`` the metric of their sum, so that threshold tuning can score every candidate
+    threshold of a class from two such arrays (``thresholds.candidate_scores``). ``known`` (records x
+    ``classes``, optional) marks the labels a record's source gives: an output where it is False counts
+    neither as a hit nor as a miss (it is taken as not answered).
     """
-    scored, labels = scheme_labels(dx_lists, scheme)
-    if scheme == "snomed":
-        weights = load_weights()[1]
-        return lambda outputs: challenge_metric(labels, scored_columns(np.asarray(outputs, dtype=bool), classes, scored),
-                                                weights, scored)
-    return lambda outputs: np.mean(beta_measures(
-        labels, scored_columns(np.asarray(outputs, dtype=bool), classes, scored), empty=1.0)[0], axis=-1)
+
+    def __init__(self, dx_lists: list[list[str]], classes: list[str], scheme: str, known: np.ndarray | None = None):
+        self.classes, self.scheme = classes, scheme
+        self.scored, self.labels = scheme_labels(dx_lists, scheme)
+        self.known = None if known is None else np.asarray(known, dtype=bool)
+        if scheme == "snomed":
+            weights = load_weights()[1]
+            self.gain = self.labels @ np.nan_to_num(weights)  # credit a record earns per unit of answering a class
+            normal = np.zeros_like(self.labels)
+            normal[:, self.scored.index(NORMAL_CLASS)] = True
+            self.correct, self.inactive = (float(self.record_statistics_of_scored(o).sum()) for o in (self.labels, normal))
+        else:
+            self.per_record = 1.0 / np.maximum(self.labels.sum(axis=1), 1)
+            self.positives = (self.per_record[:, None] * self.labels).sum(axis=0)
+
+    def record_statistics(self, outputs: np.ndarray) -> np.ndarray:
+        """(..., records, statistics): what each record adds to the metric's sums."""
+        outputs = np.asarray(outputs, dtype=bool)
+        if self.known is not None:
+            outputs = outputs & self.known
+        return self.record_statistics_of_scored(scored_columns(outputs, self.classes, self.scored))
+
+    def record_statistics_of_scored(self, outputs: np.ndarray) -> np.ndarray:
+        if self.scheme == "snomed":
+            per_record = np.maximum(np.sum(self.labels | outputs, axis=-1), 1)
+            return (np.sum(self.gain * outputs, axis=-1) / per_record)[..., None]
+        weighted = self.per_record[:, None] * outputs
+        return np.concatenate([weighted * self.labels, weighted * ~self.labels], axis=-1)
+
+    def score(self, totals: np.ndarray) -> np.ndarray | float:
+        """The metric of summed record statistics (..., statistics)."""
+        totals = np.asarray(totals, dtype=np.float64)
+        if self.scheme == "snomed":
+            if self.correct == self.inactive:
+                result = np.full(totals.shape[:-1], math.nan)
+            else:
+                result = (totals[..., 0] - self.inactive) / (self.correct - self.inactive)
+        else:
+            tp, fp = np.split(totals, 2, axis=-1)
+            fn = self.positives - tp
+            result = np.mean(_ratio((1 + BETA**2) * tp, (1 + BETA**2) * tp + fp + BETA**2 * fn, 1.0), axis=-1)
+        return result if np.ndim(result) else float(result)
+
+    def __call__(self, outputs: np.ndarray) -> np.ndarray | float:
+        return self.score(self.record_statistics(outputs).sum(axis=-2))
 
 
 # --------------------------------------------------------------------------- files

@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +30,12 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from . import checkpoint
-from .config import Config
+from .config import ENVIRONMENT_VARIABLE, Config
 from .cpus import training_threads, use_threads
 from .augment import training_input
 from .data import TrainingSet, collate, duration_batches, load_training_set, stratified_folds
 from .inference import decide, predict_probabilities
+from .labels import source_of
 from .models import build_model
 from .scoring import score_predictions
 
@@ -134,24 +136,83 @@ def learning_rate(step: int, steps_per_epoch: int, config: Config) -> float:
     return config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(total - warmup, 1))))
 
 
-def train_epoch(network: nn.Module, optimiser, scaler, data: TrainingSet, batches: list[np.ndarray],
-                weights: torch.Tensor, config: Config, augment_rng: np.random.Generator, run_on: torch.device,
-                first_step: int, steps_per_epoch: int, description: str, show: bool) -> torch.Tensor:
-    """One pass over this process's ``batches`` (rows of ``data``), the first being optimiser step
-    ``first_step``; returns (summed loss, records)."""
+class TrainingBatches(torch.utils.data.Dataset):
+    """The training batches of one process: each epoch's duration-grouped batches of ``rows`` (grouped by
+    the length a record keeps after its training crop), this process's share of them, and each batch read,
+    cropped, augmented and collated by ``self[epoch, k]`` with a random stream of its own. A batch is
+    therefore the same whether the main process or any of the loader's workers makes it."""
+
+    def __init__(self, data: TrainingSet, rows: np.ndarray, config: Config, seed: list[int], rank: int, world: int):
+        self.data, self.rows, self.config, self.seed, self.rank, self.world = data, rows, config, seed, rank, world
+        self.cropped_lengths = np.minimum(data.lengths[rows], int(config.train_crop_s * config.fs))
+        self.epoch, self.mine = 0, []
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        """This process's batches of ``epoch`` (rows of the training set): the batch order is alike in every
+        process, and each takes an equal share, which keeps DistributedDataParallel in step."""
+        if epoch != self.epoch:
+            batches = duration_batches(self.cropped_lengths, self.config.batch_size,
+                                       random_stream(self.seed, BATCH_ORDER, epoch))
+            if len(batches) < self.world:
+                raise ValueError(f"{len(batches)} batches cannot feed {self.world} processes: lower batch_size")
+            self.epoch = epoch
+            self.mine = [self.rows[b] for b in batches[: len(batches) - len(batches) % self.world][self.rank::self.world]]
+        return self.mine
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, k = key
+        rows = self.batches(epoch)[k]
+        rng = random_stream(self.seed, AUGMENTATION, epoch, self.rank, k)
+        signals, lengths = collate([training_input(self.data.signals[i], self.config, rng) for i in rows])
+        targets, mask = (torch.from_numpy(a) for a in self.data.loss_targets(rows))
+        return signals, lengths, targets, mask, torch.from_numpy(self.data.demographics[rows])
+
+
+class EpochKeys(torch.utils.data.Sampler):
+    """The keys of one epoch's batches, in order; ``epoch`` is set before each pass."""
+
+    def __init__(self, batches: TrainingBatches):
+        self.source, self.epoch = batches, 1
+
+    def __iter__(self):
+        return iter([(self.epoch, k) for k in range(len(self))])
+
+    def __len__(self) -> int:
+        return len(self.source.batches(self.epoch))
+
+
+def batch_loader(batches: TrainingBatches, config: Config, run_on: torch.device) -> torch.utils.data.DataLoader:
+    """The batches, made by ``Config.loader_workers`` worker processes ahead of the step that needs them
+    (kept from epoch to epoch, into pinned memory beside a GPU), or by the main process."""
+    workers = config.loader_workers if config.loader_workers is not None else \
+        (LOADER_WORKERS_BESIDE_A_GPU if run_on.type == "cuda" else 0)
+    return torch.utils.data.DataLoader(batches, batch_size=None, sampler=EpochKeys(batches), num_workers=workers,
+                                       pin_memory=run_on.type == "cuda", persistent_workers=workers > 0,
+                                       prefetch_factor=4 if workers else None)
+
+
+LOADER_WORKERS_BESIDE_A_GPU = 4
+
+
+class NonFiniteLoss(ValueError):
+    """Training produced a loss that is not a number: the run stops rather than ship such weights."""
+
+
+def train_epoch(network: nn.Module, optimiser, scaler, loader: torch.utils.data.DataLoader, weights: torch.Tensor,
+                config: Config, run_on: torch.device, epoch: int, description: str, show: bool) -> tuple[torch.Tensor, int]:
+    """One pass over this process's batches of ``epoch``; returns (summed loss, records) and the first
+    batch (from 1) whose loss was not finite, or 0. The loss stays on the device: no step waits for it."""
     network.train()
-    total = torch.zeros(2, dtype=torch.float64)
-    progress = tqdm(batches, desc=description, unit="batch", file=sys.stderr, leave=False, disable=not show)
-    for step, rows in enumerate(progress, start=first_step):
-        signals, signal_lengths = collate([training_input(data.signals[i], config, augment_rng) for i in rows])
-        targets, mask = (torch.from_numpy(a) for a in data.loss_targets(rows))
-        demographics = torch.from_numpy(data.demographics[rows])
-        if run_on.type == "cuda":
-            signals, targets, mask = signals.pin_memory(), targets.pin_memory(), mask.pin_memory()
+    loader.sampler.epoch = epoch
+    steps = len(loader.sampler)
+    total = torch.zeros(2, dtype=torch.float64, device=run_on)
+    first_non_finite = torch.zeros((), dtype=torch.int64, device=run_on)
+    progress = tqdm(loader, desc=description, unit="batch", file=sys.stderr, leave=False, disable=not show)
+    for k, (signals, signal_lengths, targets, mask, demographics) in enumerate(progress):
         signals, targets, mask, demographics = (t.to(run_on, non_blocking=True)
                                                 for t in (signals, targets, mask, demographics))
         for group in optimiser.param_groups:
-            group["lr"] = learning_rate(step, steps_per_epoch, config)
+            group["lr"] = learning_rate((epoch - 1) * steps + k, steps, config)
         with torch.autocast(run_on.type, dtype=getattr(torch, config.training_precision),
                             enabled=config.training_precision != "float32"):
             logits = network(signals, signal_lengths, demographics).float()
@@ -163,9 +224,13 @@ def train_epoch(network: nn.Module, optimiser, scaler, data: TrainingSet, batche
             nn.utils.clip_grad_norm_(network.parameters(), config.gradient_clip)
         scaler.step(optimiser)
         scaler.update()
-        total += torch.tensor([loss.item() * len(rows), len(rows)], dtype=torch.float64)
-        progress.set_postfix(loss=f"{loss.item():.4f}")
-    return total
+        loss = loss.detach()
+        total += torch.stack([loss.double() * len(targets), torch.tensor(len(targets), dtype=torch.float64,
+                                                                          device=run_on)])
+        first_non_finite = torch.where((first_non_finite == 0) & ~torch.isfinite(loss), k + 1, first_non_finite)
+        if show and k % 25 == 24:
+            progress.set_postfix(loss=f"{float(total[0] / total[1]):.4f}")
+    return total.cpu(), int(first_non_finite)
 
 
 def evaluate(model: nn.Module, data: TrainingSet, rows: np.ndarray, weights: np.ndarray, config: Config,
@@ -246,7 +311,7 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
 
     weights = positive_weights(*data.loss_targets(train_rows), config)
     weights_tensor = torch.tensor(weights, dtype=torch.float32, device=run_on)
-    lengths = data.lengths[train_rows]
+    loader = batch_loader(TrainingBatches(data, train_rows, config, seed, rank, world), config, run_on)
     # A resumed run that had already stopped (states saved before the flag existed: by patience).
     stopped = bool(history) and history[-1].get("stopped", len(history) - best["epoch"] >= config.patience)
     improved_once = best_state is not None
@@ -254,18 +319,20 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
         if stopped:
             break
         started = time.time()
-        batches = duration_batches(lengths, config.batch_size, random_stream(seed, BATCH_ORDER, epoch))  # alike in every process
         torch.manual_seed(int(random_stream(seed, DROPOUT, epoch, rank).integers(2**63)))
-        if len(batches) < world:
-            raise ValueError(f"{len(batches)} batches cannot feed {world} processes: lower batch_size")
-        mine = batches[: len(batches) - len(batches) % world][rank::world]  # equal shares keep DDP in step
-        total = train_epoch(network, optimiser, scaler, data, [train_rows[b] for b in mine], weights_tensor,
-                            config, random_stream(seed, AUGMENTATION, epoch, rank), run_on, (epoch - 1) * len(mine), len(mine),
-                            f"epoch {epoch}/{config.epochs}", rank == 0)
+        total, non_finite = train_epoch(network, optimiser, scaler, loader, weights_tensor, config, run_on, epoch,
+                                        f"epoch {epoch}/{config.epochs}", rank == 0)
         if world > 1:
             total = total.to(run_on)
             dist.all_reduce(total)
             total = total.cpu()
+        if not math.isfinite(float(total[0])):  # every process sees the reduced loss: all stop here
+            raise NonFiniteLoss(
+                f"{source}: the training loss was not a number in epoch {epoch} ("
+                + (f"first at batch {non_finite} of {len(loader.sampler)}" if non_finite else "on another process")
+                + f"). Nothing of that epoch is kept: --resume starts it again from epoch {epoch - 1} (after a "
+                f"broken record is mended, say); or start afresh with a lower lr (now {config.lr}) or gradient_clip "
+                f"(now {config.gradient_clip}) set in ${ENVIRONMENT_VARIABLE}")
         improved, failure = False, None
         if rank == 0:
             try:  # a failure here must reach the other ranks, or they would wait for rank 0 forever
@@ -273,7 +340,7 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
                     scores = evaluate(model, data, val_rows, weights, config, run_on)
                     improved, stopped = stop_decision(epoch, scores["loss"], best, config.patience)
                 else:
-                    scores, improved = {}, math.isfinite(float(total[0]))
+                    scores, improved = {}, True
                 # the loss optimised, over the auxiliary codes too (if any); the validation loss reads the classes
                 record = {"epoch": epoch, "train_loss": float(total[0] / total[1]),
                           **{f"val_{k}": v for k, v in scores.items()}, "seconds": time.time() - started,
@@ -294,13 +361,14 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
     if not stopped and len(val_rows):
         log(f"reached the maximum of {config.epochs} epochs; the lowest validation loss came at epoch {best['epoch']}")
     if not improved_once:
-        raise ValueError("the loss was never a finite number: training diverged "
-                         "(lower lr, or look for broken records)")
+        raise NonFiniteLoss(f"{source}: the validation loss was never a finite number: training diverged "
+                            "(lower lr, or look for broken records)")
 
     summary = {
         "training_data": {
             "folder": source,
             "records": len(data.names), "skipped": len(data.skipped),
+            "records_per_source": dict(sorted(Counter(source_of(name) for name in data.names).items())),
             "train_records": int(len(train_rows)), "validation_records": int(len(val_rows)),
             "positives_per_class": dict(zip(data.classes, data.labels.sum(axis=0).astype(int).tolist())),
             **({"positives_per_auxiliary_code": dict(zip(data.auxiliary, data.auxiliary_labels.sum(axis=0)

@@ -53,11 +53,17 @@ def test_cache_is_reused_until_something_changes(records, monkeypatch):
     assert len(cache_folders(records)) == 2 and first in cache_folders(records)
     cached_records(records, Config())  # two architectures of one run each keep theirs
     assert len(cache_folders(records)) == 2
-    monkeypatch.setattr(data_module, "PREPROCESSING_VERSION", data_module.PREPROCESSING_VERSION + 1)
     before = cache_folders(records)
-    cached_records(records, Config(bandpass_hz=(0.5, 45.0)))  # code of clean() changed: that setting's cache is replaced
+
+    def edited_bandpass(signal, fs, low_hz, high_hz):  # a fork's edit of the preprocessing: no filter at all
+        return signal
+
+    monkeypatch.setattr(data_module, "bandpass", edited_bandpass)
+    monkeypatch.setattr(data_module, "available_cpus", lambda: 1)  # one process: the edited code runs
+    store, *_ = cached_records(records, Config(bandpass_hz=(0.5, 45.0)))  # that setting's cache is replaced
     after = cache_folders(records)
     assert len(after) == 2 and first in after and after != before
+    np.testing.assert_array_equal(store[0], clean(*read_record(sorted(records.glob("*.hea"))[0]), Config()))
 
 
 def test_changed_or_new_records_rebuild_the_cache(records):
@@ -139,3 +145,48 @@ def test_parallel_build_equals_the_serial_one(records, monkeypatch):
         (folder,) = [p for p in (records.parent / f"cache-{workers}").iterdir() if not p.name.startswith(".")]
         built[workers] = ((folder / "signals.f32").read_bytes(), (folder / "index.json").read_text())
     assert built[1] == built[2] and len(built[1][0]) > 0
+
+
+def test_a_cache_folder_that_cannot_be_written_falls_back_to_the_temporary_folder(records, monkeypatch, tmp_path,
+                                                                                  capfd):
+    """No home (``HOME=/nonexistent``), or one whose cache cannot be written (``docker run --user``): a
+    home that is a file fails for root too."""
+    import tempfile
+
+    monkeypatch.delenv("CINC2020_CACHE")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    (tmp_path / "home").write_text("")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    assert len(load_training_set(records, Config()).names) == 12
+    assert "set CINC2020_CACHE" in capfd.readouterr().err
+    assert len([p for p in (tmp_path / "tmp").glob("cinc2020-cache-*/*") if not p.name.startswith(".")]) == 1
+
+
+def test_a_killed_build_is_removed_by_the_next_build(records):
+    cached_records(records, Config())
+    (first,) = cache_folders(records)
+    killed = records.parent / "cache" / f".building-{first[:-16]}k1ll3d"  # what SIGKILL leaves of a build
+    killed.mkdir()
+    (killed / "signals.f32").write_bytes(b"0" * 1000)
+    cached_records(records, Config())
+    assert killed.exists()  # a finished cache is read, not built: nothing to clean yet
+    (records / "A0002.hea").write_text((records / "A0002.hea").read_text() + "\n")
+    cached_records(records, Config())
+    assert not killed.exists()
+
+
+def test_an_unexpected_error_in_one_record_is_that_records_failure(records, monkeypatch):
+    monkeypatch.setattr(data_module, "available_cpus", lambda: 1)  # one process: the patched clean runs
+    real = data_module.clean
+
+    def failing_on_e00001(data, header_lines, config):
+        if header_lines[0].startswith("E00001"):
+            raise ZeroDivisionError("a fork's bug")
+        return real(data, header_lines, config)
+
+    monkeypatch.setattr(data_module, "clean", failing_on_e00001)
+    store, names, *_, skipped = cached_records(records, Config())
+    assert len(names) == 11 and "E00001" not in names
+    assert skipped == {"E00001": "unexpected ZeroDivisionError: a fork's bug"}

@@ -1,13 +1,14 @@
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import DATA, FIXTURES
 from cinc2020.config import Config
-from cinc2020.data import (auxiliary_codes, collate, development_and_test, duration_batches, load_training_set,
-                           loss_mask, prepare, stratified_folds)
-from cinc2020.labels import representative
+from cinc2020.data import (auxiliary_codes, collate, development_and_test, duration_batches, find_records,
+                           load_training_set, loss_mask, prepare, stratified_folds)
+from cinc2020.labels import representative, source_of
 from cinc2020.records import read_record
 
 
@@ -78,6 +79,20 @@ def test_duration_batches_group_lengths_and_cover_every_record():
     assert padded / lengths.sum() < 1.4   # random batches would pad about 10 times over
 
 
+def test_batches_of_records_of_distinct_lengths_change_from_epoch_to_epoch():
+    """CPSC's records, 6 to 60 s, all of distinct lengths: sorted by length alone, most batches would be the
+    same every epoch."""
+    lengths = np.random.default_rng(0).integers(3000, 30000, 400)  # 6-60 s at 500 Hz
+    compositions = [{frozenset(b.tolist()) for b in duration_batches(lengths, 20, np.random.default_rng(epoch))}
+                    for epoch in range(3)]
+    for first, second in ((0, 1), (1, 2)):
+        assert len(compositions[first] & compositions[second]) <= 2   # almost every batch is new
+    for epoch in range(3):
+        batches = duration_batches(lengths, 20, np.random.default_rng(epoch))
+        padded = sum(len(b) * lengths[b].max() for b in batches)
+        assert padded / lengths.sum() < 1.15                          # and padding stays small
+
+
 def test_collate_pads():
     signals = [np.ones((12, 50), np.float32), np.ones((12, 120), np.float32)]
     batch, lengths = collate(signals)
@@ -110,23 +125,26 @@ def test_loss_mask_leaves_out_classes_a_source_never_labels():
     known = {name: {c for c, m in zip(data.classes, row) if m} for name, row in zip(data.names, data.mask)}
     sinus, af, tachycardia, low_voltage = "426783006", "164889003", "427084000", "251146004"
     assert known["A0002"] == known["A0003"] == {sinus, af}             # CPSC: sinus rhythm and AF here
+    assert source_of("A0002") == "CPSC" and data.mask.shape == (12, len(data.classes))
     assert known["Q0001"] == known["Q0004"] == {tachycardia}
     assert known["S0001"] == known["S0008"] == {sinus, low_voltage}
     assert (data.mask[data.labels == 1] == 1).all()                      # a positive is always known
     assert 0 < data.mask.sum() < data.mask.size
 
 
-def test_loss_mask_for_unknown_sources_and_ventricular_ectopics():
+def test_loss_mask_for_unnamed_sources_and_ventricular_ectopics():
     classes = ["426783006", "164889003", "427172004"]
-    names = ["rec1", "rec2", "E00001", "E00002"]
-    dx = [["426783006"], ["164884008", "426783006"], ["164884008"], ["17338001"]]
-    labels = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 0], [0, 0, 1]], dtype=np.float32)
+    names = ["rec1", "rec2", "E00001", "E00002", "1", "2"]
+    dx = [["426783006"], ["164884008", "426783006"], ["164884008"], ["17338001"], ["164889003"], ["426783006"]]
+    labels = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0]], dtype=np.float32)
     mask = loss_mask(names, dx, labels, classes, "snomed")
-    np.testing.assert_array_equal(mask, [[1, 1, 1],      # unknown source: every label counts
-                                         [1, 1, 0],      # ventricular ectopics: PVC undetermined
+    np.testing.assert_array_equal(mask, [[1, 0, 0],      # source "rec" writes sinus rhythm alone
+                                         [1, 0, 0],      # ventricular ectopics: PVC undetermined anyway
                                          [0, 0, 0],      # Georgia labels no sinus rhythm or AF here; PVC undetermined
-                                         [0, 0, 1]])
-    np.testing.assert_array_equal(loss_mask(names, dx, labels, classes, "cpsc")[:2], np.ones((2, 3)))
+                                         [0, 0, 1],
+                                         [1, 1, 0],      # names without a prefix: one source of their own
+                                         [1, 1, 0]])
+    assert (loss_mask(names, dx, labels, classes, "cpsc")[:2] == mask[:2]).all()  # no PVC rule in that scheme
 
 
 @pytest.mark.shared_data
@@ -175,3 +193,41 @@ def test_auxiliary_codes_of_the_cpsc_scheme_leave_out_what_its_classes_translate
     # AF, its text and ventricular ectopics (PVC) are classes; infarct, axis deviation and sinus rhythm are not:
     # beside axis deviation, sinus rhythm is no normal ECG
     assert auxiliary_codes(dx, ["AF", "Normal", "PVC"], config) == ["164865005", "39732003", "426783006"]
+
+
+def copy_record(source: Path, folder: Path) -> None:
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for suffix in (".hea", ".mat"):
+        shutil.copy(source.with_suffix(suffix), folder / source.with_suffix(suffix).name)
+
+
+@pytest.mark.shared_data
+def test_records_are_found_in_every_folder_below_the_ones_given(tmp_path):
+    """The 2021 layout (training/<source>/g1/...) and archives extracted side by side."""
+    fixtures = sorted((FIXTURES / "cinc_snomed").glob("*.hea"))
+    for i, header in enumerate(fixtures):
+        copy_record(header, tmp_path / "training" / f"source{i % 3}" / f"g{i % 2 + 1}")
+    copy_record(fixtures[0], tmp_path / "training" / ".hidden")  # hidden folders are passed over
+    found = find_records(tmp_path / "training")
+    assert [p.stem for p in found] == sorted(p.stem for p in fixtures)
+    assert [p.stem for p in find_records([tmp_path / "training" / "source0", tmp_path / "training" / "source1"])] \
+        == sorted(p.stem for i, p in enumerate(fixtures) if i % 3 < 2)
+    data = load_training_set(tmp_path / "training", Config(min_positives=1))
+    assert data.names == [p.stem for p in found] and len(data.signals) == 12
+
+
+@pytest.mark.shared_data
+def test_a_record_found_twice_is_read_once_when_equal_and_an_error_when_not(tmp_path):
+    header = FIXTURES / "cinc_snomed" / "A0002.hea"
+    copy_record(header, tmp_path / "first")
+    copy_record(header, tmp_path / "second")
+    copy_record(FIXTURES / "cinc_snomed" / "E00001.hea", tmp_path / "second")
+    assert [p.stem for p in find_records([tmp_path / "first", tmp_path / "second"])] == ["A0002", "E00001"]
+    assert [p.stem for p in find_records([tmp_path, tmp_path / "first"])] == ["A0002", "E00001"]  # one file, twice
+    changed = tmp_path / "second" / "A0002.hea"
+    changed.write_text(changed.read_text().replace("#Age: 49", "#Age: 50"))
+    with pytest.raises(ValueError, match="A0002 is found twice with different contents") as error:
+        find_records([tmp_path / "first", tmp_path / "second"])
+    assert str(tmp_path / "first" / "A0002.hea") in str(error.value) and str(changed) in str(error.value)

@@ -1,12 +1,14 @@
 import csv
 import os
 
+import numpy as np
 import pytest
 
 from conftest import DATA, FIXTURES
 from cinc2020.config import Config
 from cinc2020.data import load_training_set
-from cinc2020.labels import (CPSC_CLASSES, SNOMED_TO_CPSC, representative, source_of, to_scheme,
+from cinc2020.labels import (CPSC_CLASSES, SNOMED_TO_CPSC, UNNAMED_SOURCE, known_labels, representative,
+                             source_of, to_scheme,
                              undetermined_classes)
 
 
@@ -65,8 +67,8 @@ def test_ventricular_ectopics_leave_pvc_undetermined_in_the_official_scheme():
 
 @pytest.mark.parametrize("name,source", [("A0001", "CPSC"), ("Q0004", "CPSC-Extra"), ("I0001", "St Petersburg INCART"),
                                          ("S0001", "PTB"), ("HR00001", "PTB-XL"), ("E00001", "Georgia"),
-                                         ("JS00001", "Chapman-Shaoxing"), ("patient7", None), ("X0001", None),
-                                         ("A0001b", None)])
+                                         ("JS00001", "Chapman-Shaoxing"), ("patient7", "patient"), ("X0001", "X"),
+                                         ("A0001b", UNNAMED_SOURCE)])
 def test_source_from_record_name(name, source):
     assert source_of(name) == source
 
@@ -101,3 +103,89 @@ def test_mixed_folder_of_text_and_code_labels(tmp_path):
     assert set(skipping.skipped) == {"HR00001", "Q0004"}
     assert "names a class of the model" in skipping.skipped["Q0004"]
     assert Config().records_without_class == "negative"  # the snomed scheme keeps them, as it always did
+
+
+# The 2020 training sources' sizes; their per-class counts are the columns of dx_mapping_scored.csv.
+SOURCE_SIZES = {"CPSC": 6877, "CPSC-Extra": 3453, "StPetersburg": 74, "PTB": 516, "PTB-XL": 21837, "Georgia": 10344}
+SINUS, AF, QWAVE, LAD, BRADY = "426783006", "164889003", "164917005", "39732003", "426627000"
+RBBB = representative("59118001")  # merged with complete RBBB
+
+
+def official_draw(seed: int = 0):
+    """Records of the six 2020 sources with the official per-source class counts (equivalent codes merged),
+    each class on random records of its source, except CPSC's sinus rhythm, which CPSC writes only on its
+    Normal records: those carry no other class."""
+    import csv
+
+    from conftest import ROOT
+
+    rng = np.random.default_rng(seed)
+    rows = list(csv.DictReader((ROOT / "dx_mapping_scored.csv").open()))
+    classes = list(dict.fromkeys(representative(row["SNOMED CT Code"]) for row in rows))
+    sources = np.repeat(list(SOURCE_SIZES), list(SOURCE_SIZES.values()))
+    labels = np.zeros((len(sources), len(classes)), dtype=bool)
+    for source in SOURCE_SIZES:
+        mine = np.flatnonzero(sources == source)
+        for row in sorted(rows, key=lambda r: r["SNOMED CT Code"] == SINUS):  # sinus rhythm last
+            count, c = int(row[source]), classes.index(representative(row["SNOMED CT Code"]))
+            pool = mine[~labels[mine].any(axis=1)] if (source, c) == ("CPSC", classes.index(SINUS)) else mine
+            labels[rng.choice(pool, count, replace=False), c] = True
+    return sources, classes, labels
+
+
+def test_label_rules_on_the_official_per_source_counts():
+    sources, classes, labels = official_draw()
+    known = known_labels(sources, labels)
+    column = {c: classes.index(c) for c in (SINUS, AF, QWAVE, RBBB, LAD, BRADY)}
+
+    def known_on(source, c, carrying=None, lacking=None):
+        rows = sources == source
+        if carrying is not None:
+            rows &= labels[:, column[carrying]]
+        if lacking is not None:
+            rows &= ~labels[:, column[lacking]]
+        assert rows.any()
+        return set(known[rows, column[c]].tolist())
+
+    extra_others = (sources == "CPSC-Extra") & ~labels[:, column[SINUS]]
+    assert not known[extra_others, column[SINUS]].any()                 # 4 of 3,453: unknown on the others
+    assert not known[(sources == "CPSC-Extra") & ~labels[:, column[QWAVE]], column[QWAVE]].any()  # 1 of 3,453
+    assert known_on("CPSC", SINUS, carrying=SINUS) == {True}              # its Normal records
+    assert known_on("CPSC", SINUS, carrying=RBBB) == {False}              # its RBBB records: sinus or not, unsaid
+    cpsc_nothing = (sources == "CPSC") & ~labels.any(axis=1)
+    assert not cpsc_nothing.any() or known[cpsc_nothing, column[SINUS]].all()
+    assert known_on("PTB-XL", SINUS, lacking=SINUS) == {True}             # PTB-XL writes it beside others
+    assert known_on("CPSC", AF, lacking=AF) == {True}
+    assert known_on("CPSC", LAD) == {False} and known_on("PTB-XL", BRADY) == {False}  # never written
+    assert known_on("CPSC-Extra", BRADY, lacking=BRADY) == {True}
+    assert known[labels].all()                                            # a positive is always known
+
+
+def test_label_rules_with_one_source_are_as_before():
+    """Trained on one source, a class is labelled once any record carries it, alone or not."""
+    labels = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 1, 1]], dtype=bool)
+    known = known_labels(["A"] * 4, labels)
+    np.testing.assert_array_equal(known, np.ones((4, 3), dtype=bool))
+    np.testing.assert_array_equal(known_labels(["A"] * 4, labels[:, :2] & False), np.zeros((4, 2), dtype=bool))
+
+
+@pytest.mark.shared_data
+def test_label_rules_on_the_development_sources():
+    """PTB-XL and Chapman-Shaoxing: Chapman's rare classes (3 and 2 of 767) are labels it gives; PTB-XL's
+    sinus bradycardia, 1/17 of Chapman's rate, too; neither labels bradycardia; PVC is Chapman's alone."""
+    from conftest import DATA
+
+    data = load_training_set([DATA / "ptbxl", DATA / "chapman"], Config())
+    sources = np.array([source_of(n) for n in data.names])
+    assert {s: int((sources == s).sum()) for s in set(sources)} == {"PTB-XL": 6100, "Chapman-Shaoxing": 767}
+    known = data.mask.astype(bool)
+    chapman = sources == "Chapman-Shaoxing"
+
+    def share_known(rows, code):
+        return known[rows, data.classes.index(code)].mean()
+
+    for code in ("111975006", "164947007", SINUS, "426177001"):  # LQT, LPR, sinus rhythm, sinus bradycardia
+        assert share_known(chapman, code) == 1 and share_known(~chapman, code) == 1
+    assert share_known(chapman, "427172004") == 1 and share_known(~chapman, "427172004") == 0   # PVC
+    assert share_known(chapman, "445118002") == 0                       # left anterior fascicular block
+    assert BRADY not in data.classes

@@ -303,3 +303,57 @@ def test_the_recipe_ships_the_auxiliary_codes(tmp_path):
     model = load_model(out)
     labels, probabilities, classes = classify(*read_record(FIXTURES / "cinc_snomed" / "Q0004.hea"), model)
     assert classes == document["classes"] and len(probabilities) == len(labels) == len(classes)
+
+
+@pytest.mark.parametrize("model", ["crnn", "cnn_attention", "se_resnet"])
+def test_every_architecture_trains_under_bfloat16_autocast(tmp_path, model):
+    """The fixtures' records (10 to 115 s, cropped at 60) make padded batches; under autocast the CRNN once
+    wrote its windows' features into a float32 tensor and crashed."""
+    config = Config(model=model, min_positives=1, batch_size=4, epochs=1, val_fraction=0.2,
+                    training_precision="bfloat16")
+    data = load_training_set(FIXTURES / "cinc_snomed", config)
+    rows = np.arange(len(data.names))
+    summary = fit(data, rows[:8], rows[8:], config, tmp_path / "model", (0, 1, torch.device("cpu")))
+    assert math.isfinite(summary["history"][0]["train_loss"]) and math.isfinite(summary["validation"]["loss"])
+    saved = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert saved["members"][0]["config"]["training_precision"] == "bfloat16"
+    assert load_model(tmp_path / "model").networks[0].classify.weight.dtype == torch.float32  # inference: float32
+
+
+def test_loader_workers_make_the_same_batches(tmp_path):
+    """Two worker processes read, crop and augment the batches: the very weights the main process trains."""
+    digests = []
+    for workers in (0, 2):
+        fit_fixtures(tmp_path / str(workers), epochs=2, patience=5, loader_workers=workers)
+        digests.append(weights_digest(tmp_path / str(workers) / "model"))
+    assert digests[0] == digests[1]
+
+
+def test_a_non_finite_loss_stops_the_run_and_resume_starts_that_epoch_again(tmp_path, monkeypatch):
+    reference = fit_fixtures(tmp_path / "reference", epochs=3, patience=5)
+    real, calls = train.masked_loss, []
+
+    def failing_in_epoch_2(logits, targets, mask, weights):  # 2 batches an epoch: the 4th is epoch 2's second
+        calls.append(1)
+        loss = real(logits, targets, mask, weights)
+        return loss * math.nan if len(calls) == 4 else loss
+
+    monkeypatch.setattr(train, "masked_loss", failing_in_epoch_2)
+    with pytest.raises(train.NonFiniteLoss, match="not a number in epoch 2 \\(first at batch 2 of 2\\)"):
+        fit_fixtures(tmp_path / "run", epochs=3, patience=5)
+    state = json.loads((tmp_path / "run" / "model" / "resume" / "state.json").read_text())
+    assert len(state["history"]) == 1 and not (tmp_path / "run" / "model" / "model.json").exists()
+    monkeypatch.setattr(train, "masked_loss", real)
+    config = Config(model="crnn", min_positives=1, batch_size=4, epochs=3, patience=5)
+    data = load_training_set(FIXTURES / "cinc_snomed", config)
+    rows = np.arange(len(data.names))
+    resumed = fit(data, rows[:8], rows[8:], config, tmp_path / "run" / "model", (0, 1, torch.device("cpu")), resume=True)
+    assert [h["val_loss"] for h in resumed["history"]] == [h["val_loss"] for h in reference["history"]]
+    assert weights_digest(tmp_path / "run" / "model") == weights_digest(tmp_path / "reference" / "model")
+
+
+def test_the_model_says_how_many_records_came_from_which_source(tmp_path):
+    fit_fixtures(tmp_path, epochs=1, patience=5)
+    training_data = json.loads((tmp_path / "model" / "model.json").read_text())["training_data"]
+    assert training_data["records_per_source"] == {"CPSC": 2, "CPSC-Extra": 2, "Chapman-Shaoxing": 2, "Georgia": 2,
+                                                   "PTB": 2, "PTB-XL": 2}
