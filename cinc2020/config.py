@@ -55,6 +55,9 @@ class Config:
     # Processes that read, crop, augment and collate training batches ahead of the step; None: 4 beside a
     # GPU, none on a CPU (they would take its cores from training). Batches are the same either way.
     loader_workers: int | None = None
+    # On a GPU: deterministic algorithms only (cuDNN's, no TF32), so that a run repeats bit for bit on the same
+    # machine, at some cost in speed. A CPU run repeats anyway (README: "Same input, same model").
+    deterministic: bool = False
     # The schedule's length, screened (docs/screening.md): 20 epochs beat 12 (Challenge 0.509 against 0.485),
     # neither 16 nor 30 beat 20; the default command (4 fold models and the refit) takes 74 minutes on 2 CPU
     # cores (its budget: 90).

@@ -36,7 +36,7 @@ from .inference import decide, load_model, predict_probabilities
 from .models import ARCHITECTURES
 from .scoring import score_predictions
 from .thresholds import cross_validated_outputs
-from .train import fit, load_data, resume_mismatch, split, start_processes
+from .train import fit, load_data, on_rank_zero, resume_mismatch, split, start_processes
 
 
 @dataclass
@@ -101,11 +101,14 @@ def cross_validate(data: TrainingSet, config: Config, folds: int, out_dir: str |
                 f"{source} (cross-validation fold {fold + 1} of {folds})",
                 seed=(fold, list(ARCHITECTURES).index(config.model)))  # each fold and architecture its own
         model_dirs.append(fold_dir)
-        if rank == 0:
+
+        def predict_held_out():
             model = load_model(fold_dir)
             probabilities[held_out] = predict_probabilities(
                 model.networks[0], config, data.signals.subset(rows[held_out]), data.demographics[rows[held_out]],
                 model.device)
+
+        on_rank_zero(predict_held_out, processes, f"predicting fold {fold + 1}'s held-out records")
     if rank != 0:
         return None
     predicted = fold_of >= 0

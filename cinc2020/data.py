@@ -456,16 +456,25 @@ def stratified_folds(labels: np.ndarray, proportions: list[float], seed: int) ->
     return fold
 
 
-def development_and_test(dx_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
-    """The project's fixed split of the dev records (``dx_lists``: every record's codes, in folder order):
-    80 % to develop recipes on, 20 % held out to test them once (experiments/evaluate_recipe.py).
+def development_and_test(names: list[str], dx_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """The project's fixed split of the dev records (their names and codes, in folder order): 80 % to
+    develop recipes on, 20 % held out to test them once (experiments/evaluate_recipe.py).
 
-    It stratifies on the SNOMED classes with at least 5 records, whatever a run's own configuration
-    keeps, so that no setting moves a record between the two.
+    Each source (``labels.source_of``) is split on its own, so that adding a source moves no record of
+    another: PTB-XL's test records are those they were before Chapman-Shaoxing joined. It stratifies on
+    the SNOMED classes with at least 5 records, whatever a run's own configuration keeps, so that no
+    setting moves a record between the two.
     """
-    classes = model_classes([dx for dx in dx_lists if dx], Config(labels="snomed", min_positives=5))
-    fold = stratified_folds(label_matrix(dx_lists, classes, "snomed"), [0.8, 0.2], seed=0)
-    return np.flatnonzero(fold == 0), np.flatnonzero(fold == 1)
+    sources = np.array([source_of(name) for name in names])
+    development, test = [], []
+    for source in sorted(set(sources)):
+        rows = np.flatnonzero(sources == source)
+        dx = [dx_lists[i] for i in rows]
+        classes = model_classes([d for d in dx if d], Config(labels="snomed", min_positives=5))
+        fold = stratified_folds(label_matrix(dx, classes, "snomed"), [0.8, 0.2], seed=0)
+        development.append(rows[fold == 0])
+        test.append(rows[fold == 1])
+    return np.sort(np.concatenate(development)), np.sort(np.concatenate(test))
 
 
 def duration_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,

@@ -78,27 +78,59 @@ def load_model(model_dir: str | Path) -> LoadedModel:
                        saved.description, run_on)
 
 
+# How a record longer than the training crop is predicted: "whole" (the network runs over all of it, far
+# more time steps than training ever showed its recurrence and attention), or cut into pieces of the crop's
+# length whose probabilities are combined per class by their "mean" or "max". Chosen on development records
+# repeated to 2, 10 and 30 minutes (experiments/long_records.py, docs/results.md): what drifts least from the
+# 10-s record's own probabilities.
+LONG_RECORDS = "mean"
+
+
+def pieces(length: int, piece: int | None) -> list[tuple[int, int]]:
+    """(start, end) of the pieces a record of ``length`` samples is cut into: the record itself when it is no
+    longer than ``piece`` (or ``piece`` is None); else pieces of ``piece`` samples from its start, the last
+    ending at its end."""
+    if piece is None or length <= piece:
+        return [(0, length)]
+    starts = list(range(0, length - piece, piece)) + [length - piece]
+    return [(start, start + piece) for start in starts]
+
+
 def predict_probabilities(network: nn.Module, config: Config, signals, demographics: np.ndarray,
-                          run_on: torch.device, batch_size: int = 20) -> np.ndarray:
+                          run_on: torch.device, batch_size: int = 20, long_records: str = LONG_RECORDS) -> np.ndarray:
     """Class probabilities for clean signals (``data.clean``: a list, or a ``SignalStore`` read a batch at
     a time) with their demographic inputs (records x ``models.N_DEMOGRAPHICS``), batching records of
-    similar length. Auxiliary outputs (``models.build_model``) are left out."""
+    similar length. A record longer than the training crop is predicted as ``long_records`` says.
+    Auxiliary outputs (``models.build_model``) are left out."""
+    if long_records not in ("whole", "mean", "max"):
+        raise ValueError(f"long_records must be 'whole', 'mean' or 'max', not {long_records!r}")
     if network.training:  # eval() walks every module: a millisecond a record if the driver paid it each time
         network.eval()
     lengths = signals.lengths if hasattr(signals, "lengths") else [s.shape[1] for s in signals]
-    order = np.argsort(lengths, kind="stable")
-    probabilities = np.zeros((len(signals), 0), dtype=np.float64)
+    piece = None if long_records == "whole" else int(config.train_crop_s * config.fs)
+    parts = [(i, start, end) for i, n in enumerate(lengths) for start, end in pieces(int(n), piece)]
+    order = sorted(range(len(parts)), key=lambda j: parts[j][2] - parts[j][1])
+    outputs = np.zeros((len(parts), network.answered_classes))
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            chosen = order[start:start + batch_size]
-            batch, batch_lengths = collate([normalise(signals[i], config.normalisation) for i in chosen])
-            person = torch.from_numpy(np.asarray(demographics[chosen], dtype=np.float32)).to(run_on)
+        for first in range(0, len(order), batch_size):
+            chosen = order[first:first + batch_size]
+            records = [parts[j][0] for j in chosen]
+            signal_of = {i: signals[i] for i in dict.fromkeys(records)}  # each record read once a batch
+            batch, batch_lengths = collate([normalise(signal_of[i][:, start:end], config.normalisation)
+                                            for i, start, end in (parts[j] for j in chosen)])
+            person = torch.from_numpy(np.asarray(demographics[records], dtype=np.float32)).to(run_on)
             logits = network(batch.to(run_on), batch_lengths, person)[:, :network.answered_classes]
-            out = torch.sigmoid(logits).double().cpu().numpy()
-            if probabilities.shape[1] == 0:
-                probabilities = np.zeros((len(signals), out.shape[1]))
-            probabilities[chosen] = out
-    return probabilities
+            for j, row in zip(chosen, torch.sigmoid(logits).double().cpu().numpy()):
+                outputs[j] = row
+    owner = np.array([i for i, _, _ in parts], dtype=np.int64)
+    if long_records == "max":
+        probabilities = np.zeros((len(signals), outputs.shape[1]))
+        np.maximum.at(probabilities, owner, outputs)
+        return probabilities
+    counts = np.bincount(owner, minlength=len(signals))[:, None]
+    probabilities = np.zeros((len(signals), outputs.shape[1]))
+    np.add.at(probabilities, owner, outputs)
+    return probabilities / np.maximum(counts, 1)
 
 
 def decide(probabilities: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

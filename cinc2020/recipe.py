@@ -38,7 +38,7 @@ from .data import TrainingSet, as_folders
 from .ensemble import cross_validated_stacking, fit_stacker, stacker_probabilities
 from .thresholds import tune_thresholds
 from .models import ARCHITECTURES
-from .train import fit, load_data, resume_mismatch, start_processes
+from .train import fit, load_data, on_rank_zero, resume_mismatch, start_processes
 
 # One network is what the inference budget (50 records/s on 2 cores, bench/bench_entry.py) allows: the SE
 # attention network runs at about 60 records/s once loaded, four fold models at about 15.
@@ -151,8 +151,8 @@ def train_ensemble(train_dir, model_dir: str | Path, configs: list[Config], fold
             for data, config in zip(datasets, configs)]
     refits = [refit(data, config, model_dir / WORK_FOLDER / config.model / "all", (rank, world, run_on), resume,
                     source, folds) for data, config in zip(datasets, configs)] if refit_all else None
-    summary: dict = {}
-    if rank == 0:  # the others have no out-of-fold predictions, and read nothing rank 0 wrote
+
+    def assemble_and_save() -> dict:  # the others have no out-of-fold predictions, and read nothing rank 0 wrote
         saved, summary = assemble(datasets[0], configs, oofs, stacking, refits)
         save_model(model_dir, saved, summary, configs, oofs, datasets[0], refits)
         shutil.rmtree(model_dir / WORK_FOLDER, ignore_errors=True)
@@ -162,7 +162,9 @@ def train_ensemble(train_dir, model_dir: str | Path, configs: list[Config], fold
               + (f"Challenge metric {tuned['challenge_metric']:.3f}, " if configs[0].labels == "snomed" else "")
               + f"AUROC {tuned['auroc']:.3f}, F-beta {tuned['f_beta']:.3f}, G-beta {tuned['g_beta']:.3f}",
               file=sys.stderr)
+        return summary
+
+    summary = on_rank_zero(assemble_and_save, (rank, world, run_on), "assembling or saving the model") or {}
     if world > 1:
-        dist.barrier()
         dist.destroy_process_group()
     return summary

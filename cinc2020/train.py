@@ -97,11 +97,21 @@ def start_processes() -> tuple[int, int, torch.device]:
         dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(minutes=60))
     rank = dist.get_rank() if world > 1 else 0
     if cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
+        # A scheduler that shows each process its own GPU leaves one device visible to every local rank.
+        local = int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count()
         torch.cuda.set_device(local)
         return rank, world, torch.device("cuda", local)
     use_threads(training_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world))))  # the available cores, shared out
     return rank, world, torch.device("cpu")
+
+
+def make_deterministic() -> None:
+    """What makes a GPU run repeat: deterministic algorithms only, cuDNN's fixed choice of them, no TF32."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's deterministic workspace
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
 
 
 def load_data(train_dir: str | Path, config: Config) -> TrainingSet:
@@ -261,6 +271,22 @@ def agree(values: list[bool], world: int, run_on: torch.device) -> list[bool]:
     return [bool(v) for v in flags.tolist()]
 
 
+def on_rank_zero(work, processes: tuple[int, int, torch.device], what: str):
+    """``work()`` on rank 0 alone (its result there, None elsewhere). Every rank learns whether it failed and
+    raises then, so that no rank waits in a later collective for one that has stopped."""
+    rank, world, run_on = processes
+    result, failure = None, None
+    if rank == 0:
+        try:
+            result = work()
+        except Exception as error:
+            failure = error
+    (failed,) = agree([failure is not None], world, run_on)
+    if failed:
+        raise failure if failure is not None else RuntimeError(f"rank 0 failed {what}")
+    return result
+
+
 def describe(record: dict, scheme: str) -> str:
     """One epoch's line: the validation scores of the model's label scheme (if it validates)."""
     keys = (("challenge_metric", "challenge"),) if scheme == "snomed" else (("g_beta", "G-beta"),)
@@ -285,6 +311,8 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
     """
     rank, world, run_on = processes
     log = (lambda text: print(text, file=sys.stderr)) if rank == 0 else (lambda text: None)
+    if config.deterministic:
+        make_deterministic()
     seed = [config.seed, *seed]
     torch.manual_seed(int(random_stream(seed, INITIAL_WEIGHTS).integers(2**63)))
     log(f"{len(data.names)} records ({len(data.skipped)} skipped), {len(data.classes)} classes"

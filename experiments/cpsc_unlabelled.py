@@ -51,7 +51,7 @@ def main(argv=None):
     official = load_training_set(PTBXL, replace(config, labels="snomed"))
     if data.names != official.names:
         raise SystemExit("the two label schemes kept different records")
-    development, _ = development_and_test(official.dx)
+    development, _ = development_and_test(official.names, official.dx)
     with_class = development[data.labels[development].any(axis=1)]
     without_class = development[~data.labels[development].any(axis=1)]
     print(f"{len(development)} development records: {len(with_class)} with a CPSC class, "

@@ -80,7 +80,7 @@ def train(work: Path, seed: int) -> tuple[Path, list[str], float | None]:
     """The default recipe trained on the development records (or the finished one read back); the test
     record names; the training minutes (None when read back)."""
     data = load_training_set(PTBXL, Config())
-    development, test = development_and_test(data.dx)
+    development, test = development_and_test(data.names, data.dx)
     names = np.array(data.names)
     model_dir = work / "model"
     minutes = None

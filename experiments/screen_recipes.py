@@ -208,7 +208,7 @@ def run(work: Path, name: str, overrides: dict, processes, report_only: bool = F
         return None
     if not saved.exists():
         data = load_training_set(PTBXL, config)
-        development, _ = development_and_test(data.dx)
+        development, _ = development_and_test(data.names, data.dx)
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True).stdout.strip()
         started = time.time()
@@ -265,7 +265,7 @@ def first_folds(work: Path, run: dict) -> dict | None:
     if len(np.unique(fold_of)) != n_folds:  # folds drawn otherwise hold out other records
         return None
     data = load_training_set(PTBXL, config)
-    development, _ = development_and_test(data.dx)
+    development, _ = development_and_test(data.names, data.dx)
     dx = [json.loads(d) for d in parent["dx"]]
     held_out = np.isin(fold_of, folds)
     ours = np.zeros_like(parent["oof"])

@@ -53,7 +53,7 @@ def test_stratified_split_keeps_class_shares_on_ptbxl():
 @pytest.mark.shared_data
 def test_the_held_out_test_split_is_fixed_apart_from_the_configuration():
     data = load_training_set(DATA / "ptbxl", Config(min_positives=50))  # a run's own classes do not move it
-    development, test = development_and_test(data.dx)
+    development, test = development_and_test(data.names, data.dx)
     assert (len(development), len(test)) == (4880, 1220)
     assert sorted(np.concatenate([development, test]).tolist()) == list(range(len(data.names)))
     # the 1,220 test records every figure of docs/results.md used
@@ -231,3 +231,15 @@ def test_a_record_found_twice_is_read_once_when_equal_and_an_error_when_not(tmp_
     with pytest.raises(ValueError, match="A0002 is found twice with different contents") as error:
         find_records([tmp_path / "first", tmp_path / "second"])
     assert str(tmp_path / "first" / "A0002.hea") in str(error.value) and str(changed) in str(error.value)
+
+
+@pytest.mark.shared_data
+def test_a_source_added_to_the_development_records_moves_no_ptbxl_record():
+    alone = load_training_set(DATA / "ptbxl", Config())
+    both = load_training_set([DATA / "ptbxl", DATA / "chapman"], Config())
+    splits = [development_and_test(d.names, d.dx) for d in (alone, both)]
+    for part in range(2):
+        ptbxl = [both.names[i] for i in splits[1][part] if both.names[i].startswith("HR")]
+        assert ptbxl == [alone.names[i] for i in splits[0][part]]
+    chapman_test = [both.names[i] for i in splits[1][1] if both.names[i].startswith("JS")]
+    assert 140 <= len(chapman_test) <= 168          # a fifth of Chapman-Shaoxing's 767

@@ -357,3 +357,46 @@ def test_the_model_says_how_many_records_came_from_which_source(tmp_path):
     training_data = json.loads((tmp_path / "model" / "model.json").read_text())["training_data"]
     assert training_data["records_per_source"] == {"CPSC": 2, "CPSC-Extra": 2, "Chapman-Shaoxing": 2, "Georgia": 2,
                                                    "PTB": 2, "PTB-XL": 2}
+
+
+def rank_after_training(rank, port, out):
+    """One of two gloo processes; rank 0's work after training (assembling the model, say) fails."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2")
+    import torch.distributed as dist
+    from cinc2020 import train as rank_train
+    processes = rank_train.start_processes()
+
+    def assemble():
+        raise OSError("disk full")
+
+    try:
+        rank_train.on_rank_zero(assemble, processes, "assembling the model")
+        outcome = "finished"
+    except Exception as error:
+        outcome = f"{type(error).__name__}: {error}"
+    (out / f"rank{rank}.json").write_text(json.dumps(outcome))
+    dist.destroy_process_group()
+
+
+def test_a_failure_on_rank_zero_after_training_ends_every_rank_at_once(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.time()
+    torch.multiprocessing.start_processes(rank_after_training, args=(port, tmp_path), nprocs=2, join=True,
+                                          start_method="spawn")
+    assert time.time() - started < 120
+    assert [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)] == [
+        "OSError: disk full", "RuntimeError: rank 0 failed assembling the model"]
+
+
+def test_a_deterministic_run_gives_the_weights_a_cpu_run_gives(tmp_path):
+    """``Config.deterministic`` (for GPUs) restricts PyTorch to deterministic algorithms: on a CPU every
+    operation of training has one, and the weights are those of an ordinary run."""
+    try:
+        fit_fixtures(tmp_path / "deterministic", epochs=1, patience=5, deterministic=True)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    fit_fixtures(tmp_path / "ordinary", epochs=1, patience=5)
+    assert weights_digest(tmp_path / "deterministic" / "model") == weights_digest(tmp_path / "ordinary" / "model")
