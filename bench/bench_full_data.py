@@ -147,7 +147,7 @@ def main():
         trained, peak = measure_in_child(code, env)
     per_1000 = trained["seconds"] / args.records_trained * 1000
     recipe_hours = per_1000 * built["records"] / 1000 * RECIPE_PASSES / 3600
-    print(f"training: one epoch over {args.records_trained:,} corpus records (the default network, float32): "
+    print(f"training: one epoch over {args.records_trained:,} corpus records (the default configuration): "
           f"{trained['seconds']:.0f} s, {per_1000:.0f} s per 1,000 records; extrapolated, the default recipe over "
           f"{built['records']:,} records ({RECIPE_PASSES:.0f} passes) about {recipe_hours:.1f} hours on these cores; "
           f"peak RSS of the training process (cache read included) {peak:.0f} MiB")

@@ -50,7 +50,9 @@ class Config:
     weight_decay: float = 0.01   # decoupled (as AdamW), on every parameter
     gradient_clip: float | None = 1.0  # largest gradient norm, or None
     # The arithmetic of training steps on any device: "float32", or autocast to "bfloat16" or "float16" (the
-    # latter with loss scaling). Validation and inference always run in float32.
+    # latter with loss scaling). Validation and inference always run in float32. bfloat16 cost the screening
+    # nothing beyond its spread (docs/screening_2.md) but is fast only where the hardware has it (AVX512-BF16,
+    # GPUs from Ampere on): a default that depended on the machine would be no default.
     training_precision: str = "float32"
     # Processes that read, crop, augment and collate training batches ahead of the step; None: 4 beside a
     # GPU, none on a CPU (they would take its cores from training). Batches are the same either way.
