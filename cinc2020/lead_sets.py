@@ -23,12 +23,16 @@ from .augment import LEAD_SETS_2021
 from .data import find_records
 from .inference import LoadedModel, classify, load_model
 from .records import RecordError, parse_header, read_record, with_leads
-from .scoring import score_predictions
+from .scoring import bootstrap_intervals, headline, score_predictions
 
 
-def score_lead_sets(model: LoadedModel, headers: list[Path]) -> dict[str, dict]:
-    """Per lead set: the headline score, macro AUROC, F-beta, G-beta and records scored (unreadable records are
-    left out)."""
+INTERVALS_BELOW = 1000  # records: fewer get 95 % bootstrap intervals
+
+
+def score_lead_sets(model: LoadedModel, headers: list[Path], lead_sets=tuple(LEAD_SETS_2021)) -> dict[str, dict]:
+    """Per lead set (``lead_sets``, names of ``augment.LEAD_SETS_2021``): the headline score, macro AUROC, F-beta, G-beta and records scored (unreadable records are
+    left out), with 95 % bootstrap intervals of the headline and AUROC (``headline_95``, ``auroc_95``) when
+    fewer than ``INTERVALS_BELOW`` records are scored."""
     scheme = model.configs[0].labels
     records = []
     for path in headers:
@@ -43,17 +47,21 @@ def score_lead_sets(model: LoadedModel, headers: list[Path]) -> dict[str, dict]:
     if not records:
         raise ValueError("no readable labelled record to score")
     results = {}
-    for lead_set, leads in LEAD_SETS_2021.items():
+    dx_lists = [dx for *_, dx in records]
+    for lead_set in lead_sets:
+        leads = LEAD_SETS_2021[lead_set]
         outputs, probabilities = [], []
         for data, lines, _ in tqdm(records, desc=lead_set, unit="rec", file=sys.stderr, leave=False):
             labels, scores, _ = classify(*with_leads(data, lines, leads), model)
             outputs.append(labels)
             probabilities.append(scores)
-        scores = score_predictions([dx for *_, dx in records], model.classes, np.array(outputs),
-                                   np.array(probabilities), scheme)
-        headline = scores.challenge_metric if scheme == "snomed" else scores.f_beta
-        results[lead_set] = {"headline": headline, "auroc": scores.auroc, "f_beta": scores.f_beta,
+        outputs, probabilities = np.array(outputs), np.array(probabilities)
+        scores = score_predictions(dx_lists, model.classes, outputs, probabilities, scheme)
+        results[lead_set] = {"headline": headline(scores, scheme), "auroc": scores.auroc, "f_beta": scores.f_beta,
                              "g_beta": scores.g_beta, "records": len(records)}
+        if len(records) < INTERVALS_BELOW:
+            intervals = bootstrap_intervals(dx_lists, model.classes, outputs, probabilities, scheme)
+            results[lead_set] |= {"headline_95": intervals["headline"], "auroc_95": intervals["auroc"]}
     for result in results.values():
         full = results["12 leads"]["headline"]
         result["of_12_leads"] = result["headline"] / full if full > 0 else float("nan")

@@ -215,6 +215,25 @@ def _nanmean(values: np.ndarray) -> float:
     return float(np.mean(values)) if values.size else math.nan
 
 
+def headline(scores: Scores, scheme: str) -> float:
+    """The scheme's headline score: the Challenge metric (official phase) or F-beta (unofficial)."""
+    return scores.challenge_metric if scheme == "snomed" else scores.f_beta
+
+
+def bootstrap_intervals(dx_lists: list[list[str]], classes: list[str], outputs: np.ndarray, scores: np.ndarray,
+                        scheme: str, draws: int = 1000, seed: int = 0) -> dict[str, list[float]]:
+    """95 % intervals of the headline score and macro AUROC over these records (the percentile bootstrap: the
+    records drawn with replacement ``draws`` times, outputs and scores fixed)."""
+    rng = np.random.default_rng(seed)
+    drawn = {"headline": [], "auroc": []}
+    for _ in range(draws):
+        rows = rng.integers(0, len(dx_lists), len(dx_lists))
+        result = score_predictions([dx_lists[i] for i in rows], classes, outputs[rows], scores[rows], scheme)
+        drawn["headline"].append(headline(result, scheme))
+        drawn["auroc"].append(result.auroc)
+    return {key: np.nanpercentile(values, [2.5, 97.5]).tolist() for key, values in drawn.items()}
+
+
 def scheme_labels(dx_lists: list[list[str]], scheme: str) -> tuple[list[str], np.ndarray]:
     """The classes a scheme scores on these records, and the records' labels in them.
 

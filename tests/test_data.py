@@ -8,7 +8,7 @@ from conftest import DATA, FIXTURES
 from cinc2020.config import Config
 from cinc2020.data import (auxiliary_codes, collate, development_and_test, duration_batches, find_records,
                            load_training_set, loss_mask, prepare, stratified_folds)
-from cinc2020.labels import representative, source_of
+from cinc2020.labels import source_of
 from cinc2020.records import read_record
 
 

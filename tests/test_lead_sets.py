@@ -35,3 +35,10 @@ def test_command_prints_every_lead_set():
     for lead_set in ("12 leads", "6 leads", "4 leads", "3 leads", "2 leads"):
         assert lead_set in result.stdout
     assert "on 4 records" in result.stdout
+
+
+def test_fewer_than_a_thousand_records_get_bootstrap_intervals(results):
+    for r in results.values():
+        low, high = r["headline_95"]
+        assert low <= r["headline"] <= high and low < high
+        assert r["auroc_95"][0] <= r["auroc"] <= r["auroc_95"][1]

@@ -138,3 +138,25 @@ def test_equivalent_outputs_merge_with_nan_rules():
     binary, scalar = outputs_to_arrays(parsed, classes, merge_equivalents=True)
     assert binary.tolist() == [[True, True], [False, False], [True, False], [False, True], [False, False]]
     np.testing.assert_allclose(scalar, [[0.4, 0.9], [0, 0], [0, 0.2], [0.4, 0.1], [0, 0]])
+
+
+def test_bootstrap_intervals_narrow_with_more_records_and_repeat_with_the_seed():
+    from cinc2020.scoring import bootstrap_intervals, score_predictions
+    classes = ["164889003", "426783006", "270492004"]
+    rng = np.random.default_rng(0)
+
+    def draw(n):
+        truth = rng.random((n, 3)) < 0.3
+        dx = [[c for c, t in zip(classes, row) if t] or ["426783006"] for row in truth]
+        scores = np.clip(0.4 * truth + rng.uniform(0, 0.6, truth.shape), 0, 1)
+        return dx, (scores > 0.5).astype(int), scores
+
+    small, large = draw(60), draw(600)
+    widths = []
+    for dx, outputs, scores in (small, large):
+        first = bootstrap_intervals(dx, classes, outputs, scores, "snomed", draws=200)
+        assert first == bootstrap_intervals(dx, classes, outputs, scores, "snomed", draws=200)
+        point = score_predictions(dx, classes, outputs, scores, "snomed")
+        assert first["headline"][0] <= point.challenge_metric <= first["headline"][1]
+        widths.append(first["headline"][1] - first["headline"][0])
+    assert widths[1] < widths[0] / 2
