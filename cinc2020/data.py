@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import hashlib
 import json
 import math
@@ -188,6 +189,14 @@ def cache_root() -> Path:
     except (OSError, RuntimeError):  # RuntimeError: no home folder can be determined
         pass
     fallback = Path(tempfile.gettempdir()) / f"cinc2020-cache-{os.getuid()}"
+    try:
+        fallback.mkdir(mode=0o700, exist_ok=True)
+        mine = fallback.stat().st_uid == os.getuid()
+    except OSError:
+        mine = False
+    if not mine:
+        raise ValueError(f"the user's cache folder cannot be written and {fallback} is not the user's own: set "
+                         f"{CACHE_VARIABLE} to a folder that can be written")
     print(f"warning: the user's cache folder cannot be written; preprocessed records go to {fallback} "
           f"(set {CACHE_VARIABLE} to choose a folder)", file=sys.stderr)
     return fallback
@@ -299,7 +308,7 @@ def _read_and_clean(path: Path, config: Config) -> tuple[str, list[str], list[fl
 
 
 def _build_cache(headers: list[Path], config: Config, root: Path, folder: Path, prefix: str) -> None:
-    for killed in root.glob(f".building-{prefix}*"):  # builds of these folders killed hard (this one holds the lock)
+    for killed in root.glob(f".building-{glob.escape(prefix)}*"):  # builds of these folders killed hard (this one holds the lock)
         shutil.rmtree(killed, ignore_errors=True)
     building = Path(tempfile.mkdtemp(dir=root, prefix=f".building-{prefix}"))
     names, dx_lists, demographics, offsets, lengths, skipped = [], [], [], [], [], {}
@@ -329,7 +338,7 @@ def _build_cache(headers: list[Path], config: Config, root: Path, folder: Path, 
         index = {"names": names, "dx": dx_lists, "demographics": demographics, "offsets": offsets,
                  "lengths": lengths, "skipped": skipped}
         (building / "index.json").write_text(json.dumps(index))
-        for stale in root.glob(prefix + "*"):
+        for stale in root.glob(glob.escape(prefix) + "*"):
             shutil.rmtree(stale, ignore_errors=True)  # older files or code; a run reading it keeps its open file
         os.replace(building, folder)
     finally:
@@ -403,9 +412,10 @@ def load_training_set(directory: str | Path, config: Config, classes: list[str] 
 def loss_mask(names: list[str], dx_lists: list[list[str]], labels: np.ndarray, classes: list[str],
               scheme: str) -> np.ndarray:
     """Which labels are known (1) and which the loss leaves out (0): those a record's source does not
-    give (``labels.known_labels``, the sources told by the records' names) and those a record's own codes
-    leave undetermined (``labels.undetermined_classes``)."""
-    mask = known_labels([source_of(name) for name in names], labels).astype(np.float32)
+    give (``labels.known_labels``, the sources told by the records' names, each record's codes counted in
+    ``scheme``) and those a record's own codes leave undetermined (``labels.undetermined_classes``)."""
+    carried = [len(to_scheme(dx, scheme)) for dx in dx_lists]
+    mask = known_labels([source_of(name) for name in names], labels, carried).astype(np.float32)
     column = {c: j for j, c in enumerate(classes)}
     for i, dx in enumerate(dx_lists):
         for c in undetermined_classes(dx, scheme) & column.keys():

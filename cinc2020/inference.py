@@ -100,7 +100,9 @@ def predict_probabilities(network: nn.Module, config: Config, signals, demograph
                           run_on: torch.device, batch_size: int = 20, long_records: str = LONG_RECORDS) -> np.ndarray:
     """Class probabilities for clean signals (``data.clean``: a list, or a ``SignalStore`` read a batch at
     a time) with their demographic inputs (records x ``models.N_DEMOGRAPHICS``), batching records of
-    similar length. A record longer than the training crop is predicted as ``long_records`` says.
+    similar length. A record longer than the training crop is predicted as ``long_records`` says (its pieces
+    join the batches, so the batches of the shorter records beside it change make-up, not their outputs
+    beyond rounding: every operation is masked).
     Auxiliary outputs (``models.build_model``) are left out."""
     if long_records not in ("whole", "mean", "max"):
         raise ValueError(f"long_records must be 'whole', 'mean' or 'max', not {long_records!r}")

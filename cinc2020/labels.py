@@ -115,19 +115,22 @@ def source_of(record_name: str) -> str:
     return SOURCES.get(match.group(1), match.group(1))
 
 
-def known_labels(sources: list[str], labels: np.ndarray) -> np.ndarray:
+def known_labels(sources: list[str], labels: np.ndarray, carried: np.ndarray | None = None) -> np.ndarray:
     """Records x classes, True where a record's label of a class is known: a positive, or a negative of a
     class its source labels.
 
     Computed from the records, never from a table of sources: a source labels a class when it carries
     it often enough (``LABELLED_SHARE`` of the other sources' rate; with no other source, once is
     enough); a class it writes only alone on a record (``EXPECTED_BESIDE_OTHERS``) is known on its
-    records without another class and unknown on those with one.
+    records without another code and unknown on those with one. ``carried``: how many codes of the scheme
+    each record carries, the classes' and any other (default: its classes); CPSC's PVC, STD and STE records
+    carry only unscored codes in the official scheme, and sinus rhythm is unsaid on them too.
     """
     labels = np.asarray(labels, dtype=bool)
     sources = np.asarray(sources)
+    carried = labels.sum(axis=1) if carried is None else np.asarray(carried)
     known = np.ones(labels.shape, dtype=bool)
-    several = labels.sum(axis=1) > 1  # each of the record's classes stands beside another
+    several = carried > 1  # each of the record's classes stands beside another code
     for source in np.unique(sources):
         mine = sources == source
         rate = labels[mine].mean(axis=0)
@@ -139,7 +142,7 @@ def known_labels(sources: list[str], labels: np.ndarray) -> np.ndarray:
             only_alone = not (mine & labels[:, c] & several).any()
             if only_alone and theirs.any() and \
                     (mine & labels[:, c]).sum() * several[theirs].mean() >= EXPECTED_BESIDE_OTHERS:
-                known[mine & labels.any(axis=1) & ~labels[:, c], c] = False
+                known[mine & (carried > 0) & ~labels[:, c], c] = False
     return known | labels
 
 

@@ -45,9 +45,10 @@ def tune_thresholds(probabilities: np.ndarray, dx_lists: list[list[str]], classe
     metric = DecisionMetric(dx_lists, classes, scheme, known)
     labels = label_matrix(dx_lists, classes, scheme)
     known = np.ones(labels.shape, dtype=bool) if known is None else np.asarray(known, dtype=bool)
-    ranked = np.array([auc(labels[known[:, k], k:k + 1], probabilities[known[:, k], k:k + 1])[0][0]
-                       for k in range(len(classes))])
-    tuned = ~(ranked <= 0.5)  # a class without positives (NaN) is tuned as before
+    seen = known.any(axis=0)  # a class no tuning record's source labels tells nothing: it is not tuned
+    ranked = np.array([auc(labels[known[:, k], k:k + 1], probabilities[known[:, k], k:k + 1])[0][0] if seen[k]
+                       else np.nan for k in range(len(classes))])
+    tuned = seen & ~(ranked <= 0.5)  # a class without positives (NaN) is tuned as before
     starts = [np.full(len(classes), 0.5), per_class_f_beta_thresholds(probabilities, labels, candidates, known)]
     starts = [np.where(tuned, start, NEVER) for start in starts]
     first, second = (coordinate_ascent(metric, probabilities, start, candidates, tuned) for start in starts)

@@ -196,9 +196,11 @@ def batch_loader(batches: TrainingBatches, config: Config, run_on: torch.device)
     (kept from epoch to epoch, into pinned memory beside a GPU), or by the main process."""
     workers = config.loader_workers if config.loader_workers is not None else \
         (LOADER_WORKERS_BESIDE_A_GPU if run_on.type == "cuda" else 0)
+    # A generator of its own: the loader draws its workers' seeds from it, never from the global one, which
+    # seeds dropout each epoch (the workers' own random numbers are unused: each batch has its stream).
     return torch.utils.data.DataLoader(batches, batch_size=None, sampler=EpochKeys(batches), num_workers=workers,
                                        pin_memory=run_on.type == "cuda", persistent_workers=workers > 0,
-                                       prefetch_factor=4 if workers else None)
+                                       prefetch_factor=4 if workers else None, generator=torch.Generator())
 
 
 LOADER_WORKERS_BESIDE_A_GPU = 4
@@ -215,7 +217,8 @@ def train_epoch(network: nn.Module, optimiser, scaler, loader: torch.utils.data.
     network.train()
     loader.sampler.epoch = epoch
     steps = len(loader.sampler)
-    total = torch.zeros(2, dtype=torch.float64, device=run_on)
+    total = torch.zeros((), dtype=torch.float64, device=run_on)
+    records = 0
     first_non_finite = torch.zeros((), dtype=torch.int64, device=run_on)
     progress = tqdm(loader, desc=description, unit="batch", file=sys.stderr, leave=False, disable=not show)
     for k, (signals, signal_lengths, targets, mask, demographics) in enumerate(progress):
@@ -235,12 +238,12 @@ def train_epoch(network: nn.Module, optimiser, scaler, loader: torch.utils.data.
         scaler.step(optimiser)
         scaler.update()
         loss = loss.detach()
-        total += torch.stack([loss.double() * len(targets), torch.tensor(len(targets), dtype=torch.float64,
-                                                                          device=run_on)])
+        total += loss.double() * len(targets)
+        records += len(targets)
         first_non_finite = torch.where((first_non_finite == 0) & ~torch.isfinite(loss), k + 1, first_non_finite)
         if show and k % 25 == 24:
-            progress.set_postfix(loss=f"{float(total[0] / total[1]):.4f}")
-    return total.cpu(), int(first_non_finite)
+            progress.set_postfix(loss=f"{float(total) / records:.4f}")
+    return torch.stack([total.cpu(), torch.tensor(records, dtype=torch.float64)]), int(first_non_finite)
 
 
 def evaluate(model: nn.Module, data: TrainingSet, rows: np.ndarray, weights: np.ndarray, config: Config,
@@ -410,15 +413,14 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
         "reached_maximum": not stopped,
         "history": history,
     }
-    if rank == 0:
-        thresholds = [0.5] * len(data.classes)
-        saved = checkpoint.SavedModel(data.classes, thresholds, [checkpoint.Member(config, best_state)],
+    def save() -> None:
+        saved = checkpoint.SavedModel(data.classes, [0.5] * len(data.classes), [checkpoint.Member(config, best_state)],
                                       auxiliary=data.auxiliary)
         checkpoint.save(model_dir, saved, **summary)
         plot_history(history, best["epoch"], Path(model_dir) / "training_curves.png")
         shutil.rmtree(state_dir, ignore_errors=True)
-    if world > 1:
-        dist.barrier()
+
+    on_rank_zero(save, processes, "saving the model")  # every rank waits for it, and learns if it failed
     return summary if rank == 0 else None
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import FIXTURES, ROOT, run_script
 from cinc2020.config import Config
+from cinc2020.data import load_training_set
 from cinc2020.ensemble import combine
 from cinc2020.labels import CPSC_CLASSES
 from cinc2020.recipe import train_ensemble
@@ -80,7 +81,11 @@ def test_thresholds_are_tuned_on_the_out_of_fold_outputs_combined_as_the_driver_
     combined = combine(saved["probabilities"], saved["models"].tolist())  # the driver's combination: mean
     np.testing.assert_allclose(combined, saved["probabilities"].mean(axis=0))
     dx = [read_dx(FIXTURES / "cinc_snomed" / f"{name}.hea") for name in saved["names"]]
-    thresholds, _ = tune_thresholds(combined, dx, document["classes"], "snomed")
+    # the labels the records' sources give, as training used them: six sources, two records each
+    data = load_training_set(FIXTURES / "cinc_snomed", Config(min_positives=1), classes=document["classes"])
+    rows = [data.names.index(name) for name in saved["names"]]
+    assert [data.dx[i] for i in rows] == dx and (data.mask[rows] == 0).any()
+    thresholds, _ = tune_thresholds(combined, dx, document["classes"], "snomed", data.mask[rows] > 0)
     assert thresholds.tolist() == document["thresholds"]
 
 

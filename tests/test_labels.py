@@ -189,3 +189,17 @@ def test_label_rules_on_the_development_sources():
     assert share_known(chapman, "427172004") == 1 and share_known(~chapman, "427172004") == 0   # PVC
     assert share_known(chapman, "445118002") == 0                       # left anterior fascicular block
     assert BRADY not in data.classes
+
+
+def test_a_class_written_alone_is_unknown_beside_unscored_codes_too():
+    """CPSC's PVC, STD and STE records carry only unscored codes in the official scheme: no class, yet not
+    'nothing else'. Sinus rhythm is unsaid on them as on its AF records."""
+    from cinc2020.data import loss_mask
+
+    classes = [SINUS, AF]
+    names = [f"A{i:04d}" for i in range(12)] + [f"HR{i:05d}" for i in range(10)]
+    dx = [[SINUS]] * 6 + [[AF]] * 3 + [["164884008"]] * 3 + [[SINUS, AF]] * 5 + [[SINUS, "164865005"]] * 5
+    labels = np.array([[c in d for c in classes] for d in dx], dtype=np.float32)
+    mask = loss_mask(names, dx, labels, classes, "snomed")
+    np.testing.assert_array_equal(mask[:12, 0], [1] * 6 + [0] * 6)    # CPSC: sinus known on its Normal records
+    assert mask[12:].all() and mask[:12, 1].all()

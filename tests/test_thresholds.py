@@ -176,3 +176,13 @@ def test_a_label_the_source_never_gives_counts_neither_as_hit_nor_as_miss():
     outputs = decide(probabilities, aware)
     assert DecisionMetric(dx, classes, "snomed", known)(outputs) == pytest.approx(
         DecisionMetric(dx, classes, "snomed")(outputs * known))        # an unknown cell's answer is no answer
+
+
+def test_a_class_no_tuning_record_labels_is_never_answered_by_its_threshold():
+    classes = [AF, SINUS, IAVB]
+    dx = [[SINUS]] * 6 + [[AF]] * 4
+    probabilities = np.random.default_rng(0).uniform(0, 1, (10, 3))
+    known = np.ones((10, 3), dtype=bool)
+    known[:, 2] = False
+    thresholds, _ = tune_thresholds(probabilities, dx, classes, "snomed", known)
+    assert thresholds[2] == NEVER
