@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """A rehearsal of the challenge's full training data on these cores (issue 33): time and memory, never quality.
 
-    python bench/bench_full_data.py [--scratch /tmp/cinc2020-full-data] [--records-trained 1000]
+    python bench/bench_full_data.py [--scratch /tmp/cinc2020-full-data] [--records-trained 1000] [--scale 1]
 
 Writes once, to a scratch folder, a corpus shaped like the 2020 training set: per source its record count,
 sampling rate and lengths (CPSC 6,877 and CPSC-Extra 3,453 at 500 Hz, 6-60 s with a tail to 144 s; INCART
@@ -10,6 +10,7 @@ labels drawn per source with the official counts of dx_mapping_scored.csv, signa
 ../shared/data (resampled to the source's rate and repeated end to end). Then it measures and prints:
 
 * the cache build (every record read, resampled to 100 Hz, cleaned): seconds and size;
+* the input pipeline alone (``train.TrainingBatches``): records/s from one process, what one loader worker gives;
 * training: seconds per 1,000 training records (one epoch over ``--records-trained`` records drawn from the
   corpus, lengths as they come), extrapolated to the default recipe over all 43,101 records, and the
   training process's peak resident memory;
@@ -51,17 +52,21 @@ SOURCES = {
 RECIPE_PASSES = 20 * (4 * 3 / 4 + 1)  # 20 epochs of 4 fold models on 3/4 of the records, then the refit on all
 
 
-def draw_labels(rng) -> dict[str, list[list[str]]]:
-    """Each source's records' #Dx codes, with the official per-source counts (CPSC's sinus rhythm only on
-    records with no other class, as CPSC writes it)."""
+def counts(scale: float) -> dict[str, int]:
+    return {source: max(1, round(spec[1] * scale)) for source, spec in SOURCES.items()}
+
+
+def draw_labels(rng, scale: float) -> dict[str, list[list[str]]]:
+    """Each source's records' #Dx codes, with the official per-source counts (times ``scale``; CPSC's sinus
+    rhythm only on records with no other class, as CPSC writes it)."""
     rows = list(csv.DictReader((ROOT / "dx_mapping_scored.csv").open()))
     labels = {}
-    for source, (_, count, _, _) in SOURCES.items():
+    for source, count in counts(scale).items():
         codes: list[list[str]] = [[] for _ in range(count)]
         for row in sorted(rows, key=lambda r: r["SNOMED CT Code"] == "426783006"):
             pool = [i for i in range(count) if not codes[i]] if (source, row["SNOMED CT Code"]) == \
                 ("CPSC", "426783006") else range(count)
-            for i in rng.choice(pool, int(row[source]), replace=False):
+            for i in rng.choice(pool, min(len(pool), round(int(row[source]) * scale)), replace=False):
                 codes[i].append(row["SNOMED CT Code"])
         labels[source] = [c or ["164865005"] for c in codes]  # an unscored code: no record goes unlabelled
     return labels
@@ -79,16 +84,19 @@ def base_signals(rng, count: int = 40) -> list[tuple[np.ndarray, float]]:
     return signals
 
 
-def write_corpus(scratch: Path, seed: int = 0) -> None:
+def write_corpus(scratch: Path, scale: float, seed: int = 0) -> None:
     marker = scratch / "WRITTEN"
     if marker.exists():
+        if json.loads(marker.read_text()) != counts(scale):
+            raise SystemExit(f"{scratch} holds a corpus of another --scale: name another --scratch")
         return
     rng = np.random.default_rng(seed)
-    labels = draw_labels(rng)
+    labels = draw_labels(rng, scale)
     bases = base_signals(rng)
     resampled: dict[tuple[int, int], np.ndarray] = {}
     from tqdm import tqdm
-    for source, (prefix, count, fs, lengths) in SOURCES.items():
+    for source, count in counts(scale).items():
+        prefix, _, fs, lengths = SOURCES[source]
         folder = scratch / source
         folder.mkdir(parents=True, exist_ok=True)
         for i, seconds in enumerate(tqdm(lengths(rng, count), desc=f"writing {source}", file=sys.stderr)):
@@ -105,13 +113,37 @@ def write_corpus(scratch: Path, seed: int = 0) -> None:
             lines += [f"#Age: {int(rng.integers(18, 90))}", f"#Sex: {rng.choice(['Male', 'Female'])}",
                       f"#Dx: {','.join(labels[source][i])}"]
             (folder / f"{name}.hea").write_text("\n".join(lines) + "\n")
-    marker.write_text(json.dumps({s: v[1] for s, v in SOURCES.items()}))
+    marker.write_text(json.dumps(counts(scale)))
 
 
-def measure_in_child(code: str, env: dict) -> tuple[dict, float]:
-    """Run ``code`` (which prints one JSON line last) in a fresh process: its result and peak RSS in MiB."""
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env},
-                         cwd=ROOT, check=True)
+def stage(name: str, scratch: Path, records_trained: int) -> dict:
+    """One measurement, run in a process of its own (``--stage``) so that its memory is its own."""
+    import torch
+    from cinc2020.config import Config
+    from cinc2020.train import TrainingBatches, fit, load_data, start_processes
+    config = Config(epochs=1)
+    started = time.perf_counter()
+    data = load_data(scratch, config)
+    if name == "cache":
+        return {"seconds": time.perf_counter() - started, "records": len(data.names)}
+    if name == "pipeline":
+        batches = TrainingBatches(data, np.arange(len(data.names)), config, [0], 0, 1)
+        started, records = time.perf_counter(), 0
+        for k in range(min(100, len(batches.batches(1)))):
+            records += len(batches[1, k][1])
+        return {"records_per_second": records / (time.perf_counter() - started)}
+    rows = np.sort(np.random.default_rng(0).choice(len(data.names), min(records_trained, len(data.names)),
+                                                   replace=False))
+    with tempfile.TemporaryDirectory() as out:
+        summary = fit(data, rows, np.array([], dtype=np.int64), config, out, start_processes())
+    return {"seconds": summary["history"][0]["seconds"], "records": len(rows), "threads": torch.get_num_threads()}
+
+
+def measure_in_child(name: str, args, env: dict) -> tuple[dict, float]:
+    """``stage`` in a fresh process: its result and the peak resident memory of the children so far (MiB)."""
+    run = subprocess.run([sys.executable, __file__, "--stage", name, "--scratch", str(args.scratch),
+                          "--records-trained", str(args.records_trained)], capture_output=True, text=True,
+                         env={**os.environ, **env}, check=True)
     return json.loads(run.stdout.strip().splitlines()[-1]), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
@@ -119,38 +151,36 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scratch", type=Path, default=Path(tempfile.gettempdir()) / "cinc2020-full-data")
     parser.add_argument("--records-trained", type=int, default=1000)
+    parser.add_argument("--scale", type=float, default=1.0, help="a share of every source's records (a quick try)")
+    parser.add_argument("--stage", choices=("cache", "pipeline", "train"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.stage:
+        print(json.dumps(stage(args.stage, args.scratch, args.records_trained)))
+        return
     import torch
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; "
           f"synthetic corpus in {args.scratch} (time and memory only)")
     started = time.time()
-    write_corpus(args.scratch)
-    print(f"corpus: {sum(v[1] for v in SOURCES.values()):,} records, written in {time.time() - started:.0f} s "
+    write_corpus(args.scratch, args.scale)
+    print(f"corpus: {sum(counts(args.scale).values()):,} records, written in {time.time() - started:.0f} s "
           "(0 when it was there)")
 
     with tempfile.TemporaryDirectory() as cache:
         env = {"CINC2020_CACHE": cache}
-        code = ("import json, time, sys; from cinc2020.config import Config; from cinc2020.data import load_training_set; "
-                f"t = time.time(); d = load_training_set({str(args.scratch)!r}, Config()); "
-                "print(json.dumps({'seconds': time.time() - t, 'records': len(d.names), 'samples': int(d.lengths.sum())}))")
-        built, _ = measure_in_child(code, env)
+        built, _ = measure_in_child("cache", args, env)
         size = sum(p.stat().st_size for p in Path(cache).rglob("*") if p.is_file())
         print(f"cache build: {built['records']:,} records in {built['seconds']:.0f} s "
               f"({built['records'] / built['seconds']:.0f} records/s), {size / 2**30:.2f} GiB")
-
-        code = ("import json, numpy as np, torch, tempfile; from cinc2020.config import Config; "
-                "from cinc2020.train import fit, load_data, start_processes; "
-                "c = Config(epochs=1); d = load_data(" + repr(str(args.scratch)) + ", c); "
-                f"rows = np.random.default_rng(0).choice(len(d.names), {args.records_trained}, replace=False); "
-                "out = tempfile.mkdtemp(); s = fit(d, np.sort(rows), np.array([], dtype=np.int64), c, out, start_processes()); "
-                "print(json.dumps({'seconds': s['history'][0]['seconds']}))")
-        trained, peak = measure_in_child(code, env)
-    per_1000 = trained["seconds"] / args.records_trained * 1000
+        pipeline, _ = measure_in_child("pipeline", args, env)
+        print(f"input pipeline: {pipeline['records_per_second']:.0f} records/s from one process (100 batches read "
+              "from the cache, cropped, augmented, normalised, collated; no training): what one loader worker gives")
+        trained, peak = measure_in_child("train", args, env)
+    per_1000 = trained["seconds"] / trained["records"] * 1000
     recipe_hours = per_1000 * built["records"] / 1000 * RECIPE_PASSES / 3600
-    print(f"training: one epoch over {args.records_trained:,} corpus records (the default configuration): "
-          f"{trained['seconds']:.0f} s, {per_1000:.0f} s per 1,000 records; extrapolated, the default recipe over "
-          f"{built['records']:,} records ({RECIPE_PASSES:.0f} passes) about {recipe_hours:.1f} hours on these cores; "
-          f"peak RSS of the training process (cache read included) {peak:.0f} MiB")
+    print(f"training: one epoch over {trained['records']:,} corpus records (the default configuration, "
+          f"{trained['threads']} threads): {trained['seconds']:.0f} s, {per_1000:.0f} s per 1,000 records; "
+          f"extrapolated, the default recipe over {built['records']:,} records ({RECIPE_PASSES:.0f} passes) about "
+          f"{recipe_hours:.1f} hours on these cores; peak RSS of the measuring processes {peak:.0f} MiB")
 
     from cinc2020.data import find_records
     from cinc2020.scoring import load_weights, read_dx
@@ -169,8 +199,9 @@ def main():
         run = subprocess.run([sys.executable, str(ROOT / "driver.py"), str(ROOT / "model"),
                               str(args.scratch / "StPetersburg"), out], capture_output=True, text=True, check=True)
         seconds = time.perf_counter() - started
-    print(f"driver: the 74 records of 30 minutes (257 Hz) in {seconds:.0f} s whole run, "
-          f"{seconds / 74:.2f} s a record; its own line: {run.stdout.strip().splitlines()[-1]}")
+    long = counts(args.scale)["StPetersburg"]
+    print(f"driver: the {long} records of 30 minutes (257 Hz) in {seconds:.0f} s whole run, "
+          f"{seconds / long:.2f} s a record; its own line: {run.stdout.strip().splitlines()[-1]}")
 
 
 if __name__ == "__main__":
