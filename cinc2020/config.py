@@ -7,6 +7,10 @@ from dataclasses import asdict, dataclass, fields
 
 
 PRECISIONS = ("float32", "bfloat16", "float16")
+# The values each choice may take, checked when a configuration is made (before any record is read).
+CHOICES = {"model": ("crnn", "cnn_attention", "se_resnet"), "labels": ("snomed", "cpsc"),
+           "normalisation": ("std", "mean"), "block": ("plain", "se_residual"), "schedule": ("constant", "cosine"),
+           "training_precision": PRECISIONS, "records_without_class": ("negative", "skip")}
 
 
 @dataclass
@@ -103,10 +107,14 @@ class Config:
             raise ValueError(f"val_fraction must be at least 0 and below 1, not {self.val_fraction}")
         if self.val_fraction == 0:
             self.require_schedule_that_ends("a network with val_fraction 0", " (or set val_fraction above 0)")
-        if self.training_precision not in PRECISIONS:
-            raise ValueError(f"unknown training_precision {self.training_precision!r}: use one of {', '.join(PRECISIONS)}")
         if self.records_without_class is None:
             self.records_without_class = "skip" if self.labels == "cpsc" else "negative"
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}: use one of {', '.join(allowed)}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be 1 or more, not {getattr(self, name)}")
 
     def require_schedule_that_ends(self, who: str, otherwise: str = "") -> None:
         """Refuse a constant rate where ``who`` keeps its last epoch: there, the last epoch of a constant

@@ -377,8 +377,6 @@ def load_training_set(directory: str | Path, config: Config, classes: list[str] 
     "skip"``) none of the scheme's classes, is skipped with one warning; a folder
     with no usable record is an error.
     """
-    if config.records_without_class not in ("negative", "skip"):
-        raise ValueError(f"records_without_class must be 'negative' or 'skip', not {config.records_without_class!r}")
     store, names, dx_lists, demographics, skipped = cached_records(directory, config)
     skipped = dict(skipped)
     # A record without a class adds nothing to the class counts, so the classes come first.

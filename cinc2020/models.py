@@ -187,8 +187,6 @@ class ConvolutionStack(nn.Module):
 
     def __init__(self, config: Config, normalise: bool = True, last_channels: int | None = None):
         super().__init__()
-        if config.block not in ("plain", "se_residual"):
-            raise ValueError(f"unknown block {config.block!r}: use 'plain' or 'se_residual'")
         self.stages = nn.ModuleList()
         channels_in = N_LEADS
         for position, (channels, stride) in enumerate(zip(config.conv_channels, config.stage_strides)):
@@ -308,8 +306,6 @@ ARCHITECTURES = {"crnn": CRNN, "cnn_attention": CNNAttentionGRU, "se_resnet": SE
 
 def build_model(config: Config, n_classes: int, n_auxiliary: int = 0) -> nn.Module:
     """The network of ``config``: ``n_classes`` logits, then ``n_auxiliary`` more (``data.auxiliary_codes``)."""
-    if config.model not in ARCHITECTURES:
-        raise ValueError(f"unknown model {config.model!r}: use one of {', '.join(ARCHITECTURES)}")
     network = ARCHITECTURES[config.model](config, n_classes + n_auxiliary)
     network.answered_classes = n_classes
     return network

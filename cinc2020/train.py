@@ -138,8 +138,6 @@ def learning_rate(step: int, steps_per_epoch: int, config: Config) -> float:
     ``warmup_epochs`` and a cosine decay that reaches zero after ``epochs``."""
     if config.schedule == "constant":
         return config.lr
-    if config.schedule != "cosine":
-        raise ValueError(f"unknown schedule {config.schedule!r}: use 'constant' or 'cosine'")
     warmup, total = config.warmup_epochs * steps_per_epoch, config.epochs * steps_per_epoch
     if step < warmup:
         return config.lr * min(1.0, (step + 1) / warmup)
