@@ -15,9 +15,10 @@ CHOICES = {"model": ("crnn", "cnn_attention", "se_resnet"), "labels": ("snomed",
 
 @dataclass
 class Config:
-    # What the model reads and speaks.
-    model: str = "crnn"          # "crnn": the sliding-window CRNN; "cnn_attention": CNN + BiGRU + attention;
-                                 # "se_resnet": a pure SE-ResNet, a reference for comparisons
+    # What the model reads and speaks. Config() is the configuration model/ was trained with.
+    # "cnn_attention": CNN + BiGRU + attention, what ships (it beat the CRNN in the screening, docs/screening.md);
+    # "crnn": the sliding-window CRNN; "se_resnet": a pure SE-ResNet, a reference for comparisons.
+    model: str = "cnn_attention"
     labels: str = "snomed"       # "snomed" (official phase) or "cpsc" (unofficial phase's 9 text classes)
     # 100 Hz keeps the diagnostic band of rhythm and morphology (below 40 Hz), is the rate of
     # the PTB-XL development records, and makes a 30-minute record 180,000 samples.
@@ -26,12 +27,14 @@ class Config:
     # windows overlap by half so that no beat is only ever seen cut at an edge.
     window_s: float = 3.0
     hop_s: float = 1.5
-    normalisation: str = "std"   # "std": per lead, remove the mean and divide by the SD; "mean": only remove the mean
+    # "std": per lead, remove the mean and divide by the SD; "mean": only remove the mean. None: the model's
+    # source design's, "std" for the CRNN, "mean" for the others.
+    normalisation: str | None = None
     # Architecture. SE-residual stages, wider, won the screening (docs/screening.md); every stage halving
     # time (half the cost of a first stage at full rate) is there for the inference budget (screened:
     # Challenge 0.452 against 0.442, AUROC 0.852 against 0.870). The last two stages, where time is
-    # shortest, are wider: 128 channels beat 64 (+0.015 for 1.29 times an epoch's seconds, 0.524 against 0.509),
-    # 192 beat 128 (docs/screening_2.md: +0.014 for about 1.24 times, 0.562 against 0.548).
+    # shortest, are wider: 128 channels beat 64 (+0.015, 0.524 against 0.509), 192 beat 128
+    # (docs/screening_2.md: +0.014, 0.562 against 0.548), each for about a quarter more time an epoch.
     block: str = "se_residual"   # "plain": three convolutions a stage; "se_residual": residual with squeeze-excitation
     conv_channels: tuple[int, ...] = (32, 32, 64, 192, 192)  # one entry per stage of three convolutions
     stage_strides: tuple[int, ...] = (2, 2, 2, 2, 2)       # each stage's first convolution's stride
@@ -65,8 +68,7 @@ class Config:
     # machine, at some cost in speed. A CPU run repeats anyway (README: "Same input, same model").
     deterministic: bool = False
     # The schedule's length, screened (docs/screening.md): 20 epochs beat 12 (Challenge 0.509 against 0.485),
-    # neither 16 nor 30 beat 20; the default command (4 fold models and the refit) takes 74 minutes on 2 CPU
-    # cores (its budget: 90).
+    # neither 16 nor 30 beat 20, and 20 keeps the default command within its CPU budget (README).
     epochs: int = 20
     patience: int = 8            # with a validation share: stop after this many epochs without a lower loss
     # The share of a network's training records that chooses its checkpoint (the epoch with the lowest
@@ -86,7 +88,9 @@ class Config:
     records_without_class: str | None = None
     # Weigh each class's positive records by sqrt(negatives / positives) in the loss. The full
     # ratio (over 300 for the rarest classes here) swamps the gradient with a few records.
-    class_weights: bool = False
+    # None: on for the attention network and the SE-ResNet, off for the CRNN, as an earlier cross-validated
+    # comparison found for each (experiments/compare_recipes.py, retired).
+    class_weights: bool | None = None
     train_crop_s: float = 60.0   # longer training records are cropped at random to this length
     # Augmentation of training records (cinc2020/augment.py); 0 turns a part off.
     augment: bool = True
@@ -109,6 +113,10 @@ class Config:
             self.require_schedule_that_ends("a network with val_fraction 0", " (or set val_fraction above 0)")
         if self.records_without_class is None:
             self.records_without_class = "skip" if self.labels == "cpsc" else "negative"
+        if self.normalisation is None:
+            self.normalisation = "std" if self.model == "crnn" else "mean"
+        if self.class_weights is None:
+            self.class_weights = self.model != "crnn"
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}: use one of {', '.join(allowed)}")
@@ -179,13 +187,6 @@ def config_from_environment(**overrides) -> Config:
         print(f"${ENVIRONMENT_VARIABLE} changes the configuration: {json.dumps(chosen, sort_keys=True)}",
               file=sys.stderr)
     chosen.update(overrides)
-    values.update(DESIGN_DEFAULTS.get(chosen.get("model", values["model"]), {}))
     values.update(chosen)
     return Config.from_json(values)
 
-
-# What each architecture does unless told otherwise: its source design's normalisation, and class
-# weights where they won an earlier cross-validated comparison (experiments/compare_recipes.py, retired).
-DESIGN_DEFAULTS = {"crnn": {"normalisation": "std", "class_weights": False},
-                   "cnn_attention": {"normalisation": "mean", "class_weights": True},
-                   "se_resnet": {"normalisation": "mean", "class_weights": True}}

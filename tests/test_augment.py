@@ -100,7 +100,7 @@ def test_lead_dropout_draws_the_2021_sets_and_random_subsets(record):
 
 
 def test_training_input_crops_and_normalises(record):
-    config = Config(train_crop_s=4.0, augment=False)
+    config = Config(train_crop_s=4.0, augment=False, normalisation="std")
     out = training_input(record, config, np.random.default_rng(0))
     assert out.shape == (12, 400)
     np.testing.assert_allclose(out.mean(axis=1), 0, atol=1e-5)

@@ -32,3 +32,15 @@ def test_a_bad_configuration_stops_training_before_a_record_is_read(tmp_path):
                         env={"CINC2020_CONFIG": json.dumps({"normalisation": "standard"})})
     assert result.returncode != 0 and "unknown normalisation 'standard': use one of std, mean" in result.stderr
     assert "preprocessing records" not in result.stderr and not (tmp_path / "model" / "model.json").exists()
+
+
+def test_the_defaults_are_the_shipped_models_configuration():
+    shipped = json.loads((ROOT / "model" / "model.json").read_text())["members"][0]["config"]
+    assert Config.from_json(shipped) == Config() and set(shipped) == set(Config().to_json())
+
+
+def test_an_architecture_brings_its_source_designs_choices_unless_told_otherwise():
+    assert (Config(model="crnn").normalisation, Config(model="crnn").class_weights) == ("std", False)
+    assert (Config().normalisation, Config().class_weights) == ("mean", True)
+    assert Config(model="crnn", normalisation="mean").normalisation == "mean"
+    assert Config.from_json(Config(model="crnn").to_json()) == Config(model="crnn")  # saved resolved

@@ -6,7 +6,7 @@ from cinc2020.models import CRNN, CNNAttentionGRU, MaskedBatchNorm, SEResNet, bu
 
 # The source designs' plain stages (15 layers, the first at full rate); the defaults are the screened SE stages.
 PLAIN = dict(block="plain", conv_channels=(16, 32, 32, 48, 48), stage_strides=(1, 2, 2, 2, 2))
-CONFIG = Config(**PLAIN)
+CONFIG = Config(model="crnn", **PLAIN)
 
 
 def count_convolutions(model):
@@ -52,17 +52,17 @@ def test_attention_model_follows_the_design():
     assert model.classify.in_features == 256 and model.classify.out_features == 24
 
 
-def test_choosing_the_attention_model_brings_its_defaults(monkeypatch):
+def test_choosing_an_architecture_brings_its_designs_defaults(monkeypatch):
     monkeypatch.delenv("CINC2020_CONFIG", raising=False)
-    assert config_from_environment(model="cnn_attention").normalisation == "mean"
-    assert config_from_environment().normalisation == "std"
+    assert config_from_environment().normalisation == "mean" and config_from_environment().class_weights
+    assert config_from_environment(model="crnn").normalisation == "std"
+    assert not config_from_environment(model="crnn").class_weights
     assert config_from_environment(model="cnn_attention", normalisation="std").normalisation == "std"
-    assert config_from_environment(model="cnn_attention").class_weights and not config_from_environment().class_weights
 
 
 STRONG = dict(block="se_residual", conv_channels=(32, 32, 64, 128, 128), stage_strides=(2, 2, 2, 2, 2))
 EVERY_NETWORK = {
-    "crnn": CONFIG, "crnn se_residual": Config(**STRONG),
+    "crnn": CONFIG, "crnn se_residual": Config(model="crnn", **STRONG),
     "attention": ATTENTION, "attention se_residual": Config(model="cnn_attention", **STRONG),
     "se_resnet": Config(model="se_resnet", **STRONG), "attention with age and sex": Config(model="cnn_attention",
                                                                                         demographics=True),
