@@ -20,6 +20,7 @@ import shutil
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -208,33 +209,35 @@ class NonFiniteLoss(ValueError):
     """Training produced a loss that is not a number: the run stops rather than ship such weights."""
 
 
-def train_epoch(network: nn.Module, optimiser, scaler, loader: torch.utils.data.DataLoader, weights: torch.Tensor,
-                config: Config, run_on: torch.device, epoch: int, description: str, show: bool) -> tuple[torch.Tensor, int]:
+def train_epoch(training: "Training", epoch: int) -> tuple[torch.Tensor, int]:
     """One pass over this process's batches of ``epoch``; returns (summed loss, records) and the first
     batch (from 1) whose loss was not finite, or 0. The loss stays on the device: no step waits for it."""
-    network.train()
-    loader.sampler.epoch = epoch
-    steps = len(loader.sampler)
+    t, config, run_on = training, training.config, training.processes[2]
+    t.network.train()
+    t.loader.sampler.epoch = epoch
+    steps = len(t.loader.sampler)
     total = torch.zeros((), dtype=torch.float64, device=run_on)
     records = 0
     first_non_finite = torch.zeros((), dtype=torch.int64, device=run_on)
-    progress = tqdm(loader, desc=description, unit="batch", file=sys.stderr, leave=False, disable=not show)
+    show = t.processes[0] == 0
+    progress = tqdm(t.loader, desc=f"epoch {epoch}/{config.epochs}", unit="batch", file=sys.stderr, leave=False,
+                    disable=not show)
     for k, (signals, signal_lengths, targets, mask, demographics) in enumerate(progress):
-        signals, targets, mask, demographics = (t.to(run_on, non_blocking=True)
-                                                for t in (signals, targets, mask, demographics))
-        for group in optimiser.param_groups:
+        signals, targets, mask, demographics = (x.to(run_on, non_blocking=True)
+                                                for x in (signals, targets, mask, demographics))
+        for group in t.optimiser.param_groups:
             group["lr"] = learning_rate((epoch - 1) * steps + k, steps, config)
         with torch.autocast(run_on.type, dtype=getattr(torch, config.training_precision),
                             enabled=config.training_precision != "float32"):
-            logits = network(signals, signal_lengths, demographics).float()
-        loss = masked_loss(logits, targets, mask, weights)
-        optimiser.zero_grad()
-        scaler.scale(loss).backward()
+            logits = t.network(signals, signal_lengths, demographics).float()
+        loss = masked_loss(logits, targets, mask, t.loss_weights)
+        t.optimiser.zero_grad()
+        t.scaler.scale(loss).backward()
         if config.gradient_clip:
-            scaler.unscale_(optimiser)
-            nn.utils.clip_grad_norm_(network.parameters(), config.gradient_clip)
-        scaler.step(optimiser)
-        scaler.update()
+            t.scaler.unscale_(t.optimiser)
+            nn.utils.clip_grad_norm_(t.network.parameters(), config.gradient_clip)
+        t.scaler.step(t.optimiser)
+        t.scaler.update()
         loss = loss.detach()
         total += loss.double() * len(targets)
         records += len(targets)
@@ -298,6 +301,29 @@ def describe(record: dict, scheme: str) -> str:
     return line + f"  {record['seconds']:.0f}s"
 
 
+@dataclass
+class Training:
+    """One network's training as it stands between epochs."""
+    config: Config
+    processes: tuple[int, int, torch.device]
+    model: nn.Module             # the network itself, whose weights are saved
+    network: nn.Module           # what trains: the model, or its DistributedDataParallel wrapper
+    optimiser: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    loader: torch.utils.data.DataLoader
+    weights: np.ndarray          # each class's (and auxiliary code's) loss weight of a positive
+    loss_weights: torch.Tensor   # the same, on the device
+    state_dir: Path
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"loss": math.inf, "epoch": 0})
+    best_state: dict | None = None
+    stopped: bool = False
+
+    def log(self, text: str) -> None:
+        if self.processes[0] == 0:
+            print(text, file=sys.stderr)
+
+
 def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config: Config,
         model_dir: str | Path, processes: tuple[int, int, torch.device], resume: bool = False,
         source: str = "", seed: tuple[int, ...] = ()) -> dict | None:
@@ -310,20 +336,41 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
     initialisation, batch order and augmentation, so that each fold and
     architecture of a recipe draws its own.
     """
+    seed = [config.seed, *seed]
+    training = start_training(data, train_rows, val_rows, config, Path(model_dir), processes, resume, seed)
+    improved_once = training.best_state is not None
+    for epoch in range(len(training.history) + 1, config.epochs + 1):
+        if training.stopped:
+            break
+        improved_once |= run_epoch(training, data, val_rows, epoch, seed, source)
+    if not training.stopped and len(val_rows):
+        training.log(f"reached the maximum of {config.epochs} epochs; the lowest validation loss came at epoch "
+                     f"{training.best['epoch']}")
+    if not improved_once:
+        raise NonFiniteLoss(f"{source}: the validation loss was never a finite number: training diverged "
+                            "(lower lr, or look for broken records)")
+    summary = describe_training(data, train_rows, val_rows, training, source)
+
+    def save() -> None:
+        saved = checkpoint.SavedModel(data.classes, [0.5] * len(data.classes),
+                                      [checkpoint.Member(config, training.best_state)], auxiliary=data.auxiliary)
+        checkpoint.save(model_dir, saved, **summary)
+        plot_history(training.history, training.best["epoch"], Path(model_dir) / "training_curves.png")
+        shutil.rmtree(training.state_dir, ignore_errors=True)
+
+    on_rank_zero(save, processes, "saving the model")  # every rank waits for it, and learns if it failed
+    return summary if processes[0] == 0 else None
+
+
+def start_training(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config: Config,
+                   model_dir: Path, processes: tuple[int, int, torch.device], resume: bool,
+                   seed: list[int]) -> Training:
+    """The network initialised from the seed, its optimiser, loss weights and batches; on ``resume``, the state
+    after the last completed epoch restored."""
     rank, world, run_on = processes
-    log = (lambda text: print(text, file=sys.stderr)) if rank == 0 else (lambda text: None)
     if config.deterministic:
         make_deterministic()
-    seed = [config.seed, *seed]
     torch.manual_seed(int(random_stream(seed, INITIAL_WEIGHTS).integers(2**63)))
-    log(f"{len(data.names)} records ({len(data.skipped)} skipped), {len(data.classes)} classes"
-        + (f" and {len(data.auxiliary)} auxiliary codes; " if data.auxiliary else "; ") +
-        f"{len(train_rows)} for training, {len(val_rows)} for validation; "
-        f"{world} process(es) on {run_on.type}")
-    if data.unknown_labels:
-        log("labels the model does not learn (too rare or unscored): "
-            + ", ".join(f"{c} ({n})" for c, n in sorted(data.unknown_labels.items(), key=lambda kv: -kv[1])))
-
     model = build_model(config, len(data.classes), len(data.auxiliary)).to(run_on)
     network = DistributedDataParallel(model, device_ids=[run_on] if run_on.type == "cuda" else None) \
         if world > 1 else model
@@ -331,69 +378,87 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
                                   decoupled_weight_decay=True)
     # Only float16's narrow range needs the loss scaled; bfloat16 keeps float32's exponent.
     scaler = torch.amp.GradScaler(run_on.type, enabled=config.training_precision == "float16")
-    history: list[dict] = []
-    best_state, best = None, {"loss": math.inf, "epoch": 0}
-    state_dir = Path(model_dir) / RESUME_FOLDER
-    if resume and (state_dir / STATE_FILE).exists():
-        history, best, best_state = restore_state(state_dir, config, data, model, optimiser, scaler)
-        log(f"resuming after epoch {len(history)} of {state_dir}")
-
     weights = positive_weights(*data.loss_targets(train_rows), config)
-    weights_tensor = torch.tensor(weights, dtype=torch.float32, device=run_on)
-    loader = batch_loader(TrainingBatches(data, train_rows, config, seed, rank, world), config, run_on)
-    # A resumed run that had already stopped (states saved before the flag existed: by patience).
-    stopped = bool(history) and history[-1].get("stopped", len(history) - best["epoch"] >= config.patience)
-    improved_once = best_state is not None
-    for epoch in range(len(history) + 1, config.epochs + 1):
-        if stopped:
-            break
-        started = time.time()
-        torch.manual_seed(int(random_stream(seed, DROPOUT, epoch, rank).integers(2**63)))
-        total, non_finite = train_epoch(network, optimiser, scaler, loader, weights_tensor, config, run_on, epoch,
-                                        f"epoch {epoch}/{config.epochs}", rank == 0)
-        if world > 1:
-            total = total.to(run_on)
-            dist.all_reduce(total)
-            total = total.cpu()
-        if not math.isfinite(float(total[0])):  # every process sees the reduced loss: all stop here
-            raise NonFiniteLoss(
-                f"{source}: the training loss was not a number in epoch {epoch} ("
-                + (f"first at batch {non_finite} of {len(loader.sampler)}" if non_finite else "on another process")
-                + f"). Nothing of that epoch is kept: --resume starts it again from epoch {epoch - 1} (after a "
-                f"broken record is mended, say); or start afresh with a lower lr (now {config.lr}) or gradient_clip "
-                f"(now {config.gradient_clip}) set in ${ENVIRONMENT_VARIABLE}")
-        improved, failure = False, None
-        if rank == 0:
-            try:  # a failure here must reach the other ranks, or they would wait for rank 0 forever
-                if len(val_rows):
-                    scores = evaluate(model, data, val_rows, weights, config, run_on)
-                    improved, stopped = stop_decision(epoch, scores["loss"], best, config.patience)
-                else:
-                    scores, improved = {}, True
-                # the loss optimised, over the auxiliary codes too (if any); the validation loss reads the classes
-                record = {"epoch": epoch, "train_loss": float(total[0] / total[1]),
-                          **{f"val_{k}": v for k, v in scores.items()}, "seconds": time.time() - started,
-                          "lr": optimiser.param_groups[0]["lr"], "stopped": stopped}
-                history.append(record)
-                log(describe(record, config.labels) + ("  *" if improved else ""))
-                if improved:
-                    best, best_state = {**scores, "epoch": epoch}, copy.deepcopy(model.state_dict())
-                save_state(state_dir, config, data, model, optimiser, scaler, history, best, best_state)
-            except Exception as error:
-                failure = error
-        improved, stopped, failed = agree([improved, stopped, failure is not None], world, run_on)
-        if failed:
-            raise failure if failure is not None else RuntimeError("rank 0 failed validating or saving")
-        improved_once |= improved
-        if stopped:
-            log(f"no lower validation loss for {config.patience} epochs: stopping")
-    if not stopped and len(val_rows):
-        log(f"reached the maximum of {config.epochs} epochs; the lowest validation loss came at epoch {best['epoch']}")
-    if not improved_once:
-        raise NonFiniteLoss(f"{source}: the validation loss was never a finite number: training diverged "
-                            "(lower lr, or look for broken records)")
+    training = Training(config, processes, model, network, optimiser, scaler,
+                        batch_loader(TrainingBatches(data, train_rows, config, seed, rank, world), config, run_on),
+                        weights, torch.tensor(weights, dtype=torch.float32, device=run_on), model_dir / RESUME_FOLDER)
+    training.log(f"{len(data.names)} records ({len(data.skipped)} skipped), {len(data.classes)} classes"
+                 + (f" and {len(data.auxiliary)} auxiliary codes; " if data.auxiliary else "; ") +
+                 f"{len(train_rows)} for training, {len(val_rows)} for validation; {world} process(es) on {run_on.type}")
+    if data.unknown_labels:
+        training.log("labels the model does not learn (too rare or unscored): " + ", ".join(
+            f"{c} ({n})" for c, n in sorted(data.unknown_labels.items(), key=lambda kv: -kv[1])))
+    if resume and (training.state_dir / STATE_FILE).exists():
+        training.history, training.best, training.best_state = restore_state(
+            training.state_dir, config, data, model, optimiser, scaler)
+        training.log(f"resuming after epoch {len(training.history)} of {training.state_dir}")
+        # A resumed run that had already stopped (states saved before the flag existed: by patience).
+        training.stopped = training.history[-1].get(
+            "stopped", len(training.history) - training.best["epoch"] >= config.patience)
+    return training
 
-    summary = {
+
+def run_epoch(training: Training, data: TrainingSet, val_rows: np.ndarray, epoch: int, seed: list[int],
+              source: str) -> bool:
+    """One epoch: train; then rank 0 validates, decides for every process whether the epoch is the best so
+    far and whether to stop, and saves the state; returns whether it improved."""
+    rank, world, run_on = training.processes
+    config = training.config
+    started = time.time()
+    torch.manual_seed(int(random_stream(seed, DROPOUT, epoch, rank).integers(2**63)))
+    total, non_finite = train_epoch(training, epoch)
+    if world > 1:
+        total = total.to(run_on)
+        dist.all_reduce(total)
+        total = total.cpu()
+    if not math.isfinite(float(total[0])):  # every process sees the reduced loss: all stop here
+        raise NonFiniteLoss(
+            f"{source}: the training loss was not a number in epoch {epoch} ("
+            + (f"first at batch {non_finite} of {len(training.loader.sampler)}" if non_finite else "on another process")
+            + f"). Nothing of that epoch is kept: --resume starts it again from epoch {epoch - 1} (after a "
+            f"broken record is mended, say); or start afresh with a lower lr (now {config.lr}) or gradient_clip "
+            f"(now {config.gradient_clip}) set in ${ENVIRONMENT_VARIABLE}")
+    improved, failure = False, None
+    if rank == 0:
+        try:  # a failure here must reach the other ranks, or they would wait for rank 0 forever
+            improved = record_epoch(training, data, val_rows, epoch, float(total[0] / total[1]), started)
+        except Exception as error:
+            failure = error
+    improved, training.stopped, failed = agree([improved, training.stopped, failure is not None], world, run_on)
+    if failed:
+        raise failure if failure is not None else RuntimeError("rank 0 failed validating or saving")
+    if training.stopped:
+        training.log(f"no lower validation loss for {config.patience} epochs: stopping")
+    return improved
+
+
+def record_epoch(training: Training, data: TrainingSet, val_rows: np.ndarray, epoch: int, train_loss: float,
+                 started: float) -> bool:
+    """Rank 0's part of an epoch: validation and the stop decision, the history, the best weights and the
+    state that ``--resume`` continues from; returns whether the epoch improved."""
+    config = training.config
+    if len(val_rows):
+        scores = evaluate(training.model, data, val_rows, training.weights, config, training.processes[2])
+        improved, training.stopped = stop_decision(epoch, scores["loss"], training.best, config.patience)
+    else:
+        scores, improved = {}, True
+    # the loss optimised, over the auxiliary codes too (if any); the validation loss reads the classes
+    record = {"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in scores.items()},
+              "seconds": time.time() - started, "lr": training.optimiser.param_groups[0]["lr"],
+              "stopped": training.stopped}
+    training.history.append(record)
+    training.log(describe(record, config.labels) + ("  *" if improved else ""))
+    if improved:
+        training.best, training.best_state = {**scores, "epoch": epoch}, copy.deepcopy(training.model.state_dict())
+    save_state(training.state_dir, config, data, training.model, training.optimiser, training.scaler,
+               training.history, training.best, training.best_state)
+    return improved
+
+
+def describe_training(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, training: Training,
+                      source: str) -> dict:
+    """What model.json says of a trained network: its data, loss weights, best epoch and history."""
+    return {
         "training_data": {
             "folder": source,
             "records": len(data.names), "skipped": len(data.skipped),
@@ -404,22 +469,13 @@ def fit(data: TrainingSet, train_rows: np.ndarray, val_rows: np.ndarray, config:
                                                             .astype(int).tolist()))} if data.auxiliary else {}),
             "labels_not_learned": data.unknown_labels,
             "labels_left_out_of_the_loss": int((data.mask[train_rows] == 0).sum()),
-            "processes": world, "device": run_on.type,
+            "processes": training.processes[1], "device": training.processes[2].type,
         },
-        "positive_weights": dict(zip(data.classes + data.auxiliary, weights.round(3).tolist())),
-        "validation": best,
-        "reached_maximum": not stopped,
-        "history": history,
+        "positive_weights": dict(zip(data.classes + data.auxiliary, training.weights.round(3).tolist())),
+        "validation": training.best,
+        "reached_maximum": not training.stopped,
+        "history": training.history,
     }
-    def save() -> None:
-        saved = checkpoint.SavedModel(data.classes, [0.5] * len(data.classes), [checkpoint.Member(config, best_state)],
-                                      auxiliary=data.auxiliary)
-        checkpoint.save(model_dir, saved, **summary)
-        plot_history(history, best["epoch"], Path(model_dir) / "training_curves.png")
-        shutil.rmtree(state_dir, ignore_errors=True)
-
-    on_rank_zero(save, processes, "saving the model")  # every rank waits for it, and learns if it failed
-    return summary if rank == 0 else None
 
 
 def save_state(state_dir: Path, config: Config, data: TrainingSet, model: nn.Module, optimiser, scaler,
