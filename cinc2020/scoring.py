@@ -135,16 +135,18 @@ def challenge_metric(labels, outputs, weights: np.ndarray, classes: list[str]):
     normal = np.zeros_like(labels)
     normal[:, classes.index(NORMAL_CLASS)] = True
     gain = labels @ np.nan_to_num(weights)  # gain[i, k]: credit record i earns per unit of answering class k
-
-    def credit(predicted):
-        per_record = np.maximum(np.sum(labels | predicted, axis=-1), 1)
-        return np.sum(np.sum(gain * predicted, axis=-1) / per_record, axis=-1)
-
-    observed, correct, inactive = credit(outputs), credit(labels), credit(normal)
+    observed, correct, inactive = (np.sum(record_credits(labels, gain, predicted), axis=-1)
+                                   for predicted in (outputs, labels, normal))
     if correct == inactive:
         return np.full(np.shape(observed), math.nan) if np.ndim(observed) else math.nan
     score = (observed - inactive) / (correct - inactive)
     return score if np.ndim(score) else float(score)
+
+
+def record_credits(labels: np.ndarray, gain: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """Each record's Challenge-metric credit for its outputs (any leading axes): the gain of what it answers,
+    shared among the classes it is labelled or answered."""
+    return np.sum(gain * outputs, axis=-1) / np.maximum(np.sum(labels | outputs, axis=-1), 1)
 
 
 def challenge_confusion(labels, outputs) -> np.ndarray:
@@ -303,8 +305,7 @@ class DecisionMetric:
 
     def record_statistics_of_scored(self, outputs: np.ndarray) -> np.ndarray:
         if self.scheme == "snomed":
-            per_record = np.maximum(np.sum(self.labels | outputs, axis=-1), 1)
-            return (np.sum(self.gain * outputs, axis=-1) / per_record)[..., None]
+            return record_credits(self.labels, self.gain, outputs)[..., None]
         weighted = self.per_record[:, None] * outputs
         return np.concatenate([weighted * self.labels, weighted * ~self.labels], axis=-1)
 
