@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cinc2020.augment import LEAD_SETS_2021, keep_leads, lead_mask  # noqa: E402
-from cinc2020.checkpoint import MODEL_FILE, load as load_checkpoint  # noqa: E402
+from cinc2020.checkpoint import load as load_checkpoint  # noqa: E402
 from cinc2020.config import Config, config_from_environment  # noqa: E402
 from cinc2020.crossval import cross_validate  # noqa: E402
 from cinc2020.data import development_and_test, load_training_set  # noqa: E402
@@ -154,18 +154,13 @@ PHASE_2 = [
     # about 75 minutes of its 90.
     ("wider_192", {"conv_channels": [32, 32, 64, 192, 192]},
      "the last two stages 1.5 times as wide (192 channels)"),
-    # Added while wider_192 ran: the unscored codes of the records (24 with 5 records or more:
-    # infarcts in 1,470 records, hypertrophy, ST changes, ventricular ectopics) as outputs the network learns and
-    # never answers. The scored morphology classes (Q-wave and T-wave abnormalities, NSIVCB: AUROC 0.70-0.86 out
-    # of fold) are what those codes describe; the cost is 24 more outputs of one dense layer.
-    ("auxiliary_labels", {"auxiliary_labels": True},
-     "the records' unscored codes (24) learned as outputs that are never answered"),
+    # auxiliary_labels ran here (the records' unscored codes as outputs never answered), at commit d38a226:
+    # dropped, and its option with it (docs/screening_2.md keeps the row).
     # Added before its run (issue 33): training steps under CPU bfloat16 autocast, 86 against 98 ms a step of
     # the shipped network on this CPU (AVX512-BF16), a change for speed: kept if it costs no more than the spread.
     ("bfloat16", {"training_precision": "bfloat16"},
      "training steps under bfloat16 autocast (validation and inference in float32)"),
 ]
-EARLY_COMMIT = "a709a32"  # the runs saved before the commit was recorded ran this commit's code
 REDUCED = {"6 limb leads": LEAD_SETS_2021["6 leads"], "I and II": LEAD_SETS_2021["2 leads"]}
 
 
@@ -200,9 +195,7 @@ def run(work: Path, name: str, overrides: dict, processes, report_only: bool = F
     folds, config = screened_config(overrides)
     if saved.exists():
         earlier = np.load(saved)
-        # Runs saved before Config.stage_strides existed ran with its first value.
-        if (Config.from_json({"stage_strides": [1, 2, 2, 2, 2], **json.loads(str(earlier["config"]))}) != config
-                or len(np.unique(earlier["fold_of"])) != folds):
+        if Config.from_json(json.loads(str(earlier["config"]))) != config or len(np.unique(earlier["fold_of"])) != folds:
             raise ValueError(f"{saved} was run with another configuration or other folds: move it away to rerun {name}")
     if not saved.exists() and report_only:
         return None
@@ -249,39 +242,7 @@ def score_run(path: Path) -> dict:
             **{f"challenge {k}": s.challenge_metric for k, s in zip(REDUCED, scores[1:])},
             **{f"auroc {k}": s.auroc for k, s in zip(REDUCED, scores[1:])},
             "folds": json.loads(str(saved["folds"])), "minutes": float(saved["minutes"]),
-            "commit": str(saved["commit"]) if "commit" in saved else EARLY_COMMIT}
-
-
-def first_folds(work: Path, run: dict) -> dict | None:
-    """An unfinished run's finished folds set beside its parent on the records those folds held out: macro
-    AUROC, and the Challenge metric with thresholds tuned on the parent's other folds for both (the run has
-    no other folds to tune its own on). None when no fold has finished, or when the run draws other folds."""
-    n_folds, config = screened_config(run["overrides"])
-    folds = [k for k in range(n_folds) if (work / run["name"] / f"fold{k + 1}" / MODEL_FILE).exists()]
-    if not folds or run["parent"] is None:  # a baseline has nothing to be set beside
-        return None
-    parent = np.load(work / run["parent"] / "predictions.npz")
-    classes, fold_of = list(parent["classes"]), parent["fold_of"]
-    if len(np.unique(fold_of)) != n_folds:  # folds drawn otherwise hold out other records
-        return None
-    data = load_training_set(PTBXL, config)
-    development, _ = development_and_test(data.names, data.dx)
-    dx = [json.loads(d) for d in parent["dx"]]
-    held_out = np.isin(fold_of, folds)
-    ours = np.zeros_like(parent["oof"])
-    for k in folds:
-        model = load_model(work / run["name"] / f"fold{k + 1}")
-        rows = development[fold_of == k]
-        ours[fold_of == k] = predict_probabilities(model.networks[0], config, data.signals.subset(rows),
-                                                   data.demographics[rows], model.device)
-    theirs_outputs, ours_outputs = cross_validated_outputs(parent["oof"], dx, classes, "snomed", fold_of, [ours])
-    chosen_dx = [d for d, h in zip(dx, held_out) if h]
-    scores = {who: score_predictions(chosen_dx, classes, outputs[held_out], probabilities[held_out], "snomed")
-              for who, outputs, probabilities in (("run", ours_outputs, ours),
-                                                  ("parent", theirs_outputs, parent["oof"]))}
-    return {**run, "folds": [k + 1 for k in folds], "records": int(held_out.sum()),
-            **{f"{who} {metric}": getattr(score, metric) for who, score in scores.items()
-               for metric in ("challenge_metric", "auroc")}}
+            "commit": str(saved["commit"])}
 
 
 def kept_over(result: dict, best: dict, spread: float, name: str) -> bool:
@@ -293,27 +254,20 @@ def kept_over(result: dict, best: dict, spread: float, name: str) -> bool:
     return result["challenge"] - best["challenge"] > spread
 
 
-def screen(work: Path, phase: Phase, stop_after: str | None,
-           report_only: bool = False) -> tuple[list[dict], dict | None]:
-    """Every run of ``phase`` in order, trained where missing (``report_only``: up to the first missing one); and the
-    first run not finished, if any (its name, what it is, overrides, parent and whether it is the repeat).
+def screen(work: Path, phase: Phase, stop_after: str | None, report_only: bool = False) -> list[dict]:
+    """Every run of ``phase`` in order, trained where missing (``report_only``: up to the first missing one).
     A row says whether it was kept, and whether it is the repeat of the best recipe."""
     processes = start_processes()
     rows = []
-    unfinished = []
 
     def record(name, what, overrides, parent, result, decision, kept=False, repeat=False):
-        entry = {"name": name, "what": what, "overrides": overrides, "parent": parent, "repeat": repeat}
         if result is None:  # not run yet: the report ends here
-            unfinished.append(entry)
             return True
-        rows.append({**entry, "decision": decision, "kept": kept, **result})
+        rows.append({"name": name, "what": what, "overrides": overrides, "parent": parent, "repeat": repeat,
+                     "decision": decision, "kept": kept, **result})
         print(f"{name}: Challenge {result['challenge']:.3f}, AUROC {result['auroc']:.3f}, I and II "
               f"{result['challenge I and II']:.3f}: {decision}", file=sys.stderr)
         return name == stop_after
-
-    def outcome():
-        return rows, (unfinished[0] if unfinished else None)
 
     def repeat(best_name, best_overrides, best, report_only):
         """``record``'s arguments for the best recipe again with training seed 1 (its result and decision
@@ -329,9 +283,9 @@ def screen(work: Path, phase: Phase, stop_after: str | None,
         overrides = {**phase.baseline, "seed": seed}
         result = run(work, name, overrides, processes, report_only)
         if record(name, f"{phase.baseline_what}, training seed {seed}", overrides, None, result, "baseline"):
-            return outcome()
+            return rows
     if len(rows) < len(SEEDS):
-        return outcome()
+        return rows
     baselines = [r["challenge"] for r in rows]
     spread = max(baselines) - min(baselines)
     best_name, best_overrides, best = phase.baseline_name, dict(phase.baseline), rows[0]
@@ -341,7 +295,7 @@ def screen(work: Path, phase: Phase, stop_after: str | None,
         result = run(work, name, overrides, processes, report_only)
         if name in alternatives:
             if record(name, what, overrides, best_name, result, f"alternative to {best_name}"):
-                return outcome()
+                return rows
             continue
         keep = result is not None and (kept_over(result, best, spread, name) or name in OVERRIDDEN)
         decision = f"kept (over {best_name})" if keep else f"dropped (vs {best_name})"
@@ -351,19 +305,19 @@ def screen(work: Path, phase: Phase, stop_after: str | None,
         # once replaced: it decides nothing).
         replaced = repeat(best_name, best_overrides, best, True) if keep and best_name != phase.baseline_name else None
         if replaced and replaced[4] is not None and record(*replaced, repeat=True):
-            return outcome()
+            return rows
         stop = record(name, what, overrides, best_name, result, decision, kept=keep)
         if keep:
             best_name, best_overrides, best = name, overrides, result
         if stop:
-            return outcome()
+            return rows
     # Added after wider was kept, before peak_lr finished: the noise at the recipe the screening ends with,
     # 20 epochs of a larger network, which the 8-epoch baseline's two seeds may not tell. Last, so that it
     # decides nothing. (A baseline that nothing beat has its repeat already.)
     if best_name == phase.baseline_name:
-        return outcome()
+        return rows
     record(*repeat(best_name, best_overrides, best, report_only), repeat=True)
-    return outcome()
+    return rows
 
 
 def phase_1_introduction(rows: list[dict], baselines: list[float]) -> list[str]:
@@ -388,9 +342,7 @@ def phase_1_introduction(rows: list[dict], baselines: list[float]) -> list[str]:
         "taken against the rule says so, and why, on its row. The best recipe then runs again with training "
         "seed 1 (the last row, which decides nothing), for the spread at the recipe the screening ends with.",
         "",
-        f"Runs of commit {EARLY_COMMIT} drew their random streams from one generator per purpose; later code draws "
-        "them afresh each epoch from the seed (for a run, the effect is that of another seed). Minutes are wall "
-        "time, which includes any pauses of the run (tests run beside it were given the machine).",
+        "Minutes are wall time, which includes any pauses of the run (tests run beside it were given the machine).",
     ]
 
 
@@ -423,7 +375,7 @@ PHASES = {1: Phase("baseline", BASELINE, "the shipped recipe", RUNS, "screening"
                    "screening_2", phase_2_introduction)}
 
 
-def write_report(rows: list[dict], path: Path, stopped: dict | None, phase: Phase) -> None:
+def write_report(rows: list[dict], path: Path, phase: Phase) -> None:
     baselines = [r["challenge"] for r in rows if r["decision"] == "baseline"]
     lines = phase.introduction(rows, baselines) + [
         "",
@@ -436,20 +388,12 @@ def write_report(rows: list[dict], path: Path, stopped: dict | None, phase: Phas
                      f"| {r['challenge 6 limb leads']:.3f} | {r['challenge I and II']:.3f} | {epochs} "
                      f"| {r['minutes']:.0f} | {r['commit']} | {r['decision']} |")
     lines += ["", "Best epochs: the epoch each fold's checkpoint came from, of the epochs it ran."]
-    if stopped is not None:
-        lines += ["", f"**{stopped['name']}** ({stopped['what']}, on top of {stopped['parent']}) was stopped after "
-                  f"fold{'s' if len(stopped['folds']) > 1 else ''} {', '.join(map(str, stopped['folds']))} for the "
-                  f"session's time. On the {stopped['records']:,} records held out by "
-                  f"{'those folds' if len(stopped['folds']) > 1 else 'that fold'}: Challenge "
-                  f"{stopped['run challenge_metric']:.3f} against {stopped['parent challenge_metric']:.3f} for "
-                  f"{stopped['parent']}, macro AUROC {stopped['run auroc']:.3f} against {stopped['parent auroc']:.3f} "
-                  f"(both decided with thresholds tuned on {stopped['parent']}'s other folds)."]
     not_run = [name for name in [seeded(phase.baseline_name, seed) for seed in SEEDS] + [n for n, *_ in phase.runs]
-               if name not in {r["name"] for r in rows} and name != (stopped or {}).get("name")]
+               if name not in {r["name"] for r in rows}]
     # The best recipe's repeat is owed once a change has been kept (a baseline that nothing beat has its
     # repeat already).
     best = [r["name"] for r in rows if r["kept"]][-1:]
-    if best and not any(r["repeat"] and r["parent"] == best[0] for r in rows) and not (stopped or {}).get("repeat"):
+    if best and not any(r["repeat"] and r["parent"] == best[0] for r in rows):
         not_run.append("the repeat of the best recipe with training seed 1")
     if not_run:
         lines += ["", f"Not run yet: {', '.join(not_run)}."]
@@ -486,13 +430,12 @@ def main(argv=None):
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the runs made so far")
     args = parser.parse_args(argv)
     phase = PHASES[args.phase]
-    rows, unfinished = screen(args.work_dir, phase, args.stop_after, args.report_only)
+    rows = screen(args.work_dir, phase, args.stop_after, args.report_only)
     if not rows:
         sys.exit("screen_recipes.py: no run has finished yet: nothing to report")
-    stopped = None if unfinished is None else first_folds(args.work_dir, unfinished)
     docs = ROOT / "docs"
-    (args.work_dir / f"{phase.report}.json").write_text(json.dumps({"runs": rows, "stopped": stopped}, indent=2))
-    write_report(rows, docs / f"{phase.report}.md", stopped, phase)
+    (args.work_dir / f"{phase.report}.json").write_text(json.dumps({"runs": rows}, indent=2))
+    write_report(rows, docs / f"{phase.report}.md", phase)
     plot(rows, docs / f"{phase.report}.png")
     print((docs / f"{phase.report}.md").read_text())
 
