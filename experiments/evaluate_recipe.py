@@ -2,7 +2,7 @@
 """Score the shipped recipe once, honestly (issues 15 and 32): trained exactly as ``train_model.py``
 trains it, on the development records alone.
 
-    python experiments/evaluate_recipe.py WORK_DIR [--seed 1] [--leave-one-source-out] [--report-only]
+    python experiments/evaluate_recipe.py WORK_DIR [--seed 1] [--leave-one-source-out [SOURCE ...]] [--report-only]
 
 The records of the development folders (../shared/data/ptbxl and ../shared/data/chapman) split per
 source as the screening split PTB-XL (``data.development_and_test``: 80 % to develop, 20 % that no choice
@@ -22,6 +22,8 @@ records are scored:
   records: too few to rank anything;
 * with ``--leave-one-source-out``: the recipe trained on one source's development records alone, scored on
   every record of the other source (none of which it saw): how the model meets a source it has never seen.
+  Followed by source names (``PTB-XL``, ``Chapman-Shaoxing``), only those sources train alone; the
+  results of earlier runs in WORK_DIR are kept beside the new ones.
 
 A finished model in WORK_DIR is reused (a killed run resumes); then docs/results.md and docs/results.png
 are written (``--report-only``: from the scores saved in WORK_DIR). One process.
@@ -248,13 +250,19 @@ def plot(path: Path, results: dict) -> None:
     plt.close(figure)
 
 
-def leave_one_source_out(work: Path, development: list[Path], seed: int) -> dict:
-    """Per development source: the recipe trained on its development records alone, scored (12 leads) on every
-    record of the others."""
+def leave_one_source_out(work: Path, development: list[Path], seed: int, trained_alone: list[str]) -> dict:
+    """Per development source of ``trained_alone`` (every one when empty): the recipe trained on its development
+    records alone, scored (12 leads) on every record of the others."""
     results = {}
     sources = by_source(development)
+    unknown = set(trained_alone) - set(sources)
+    if unknown:
+        raise SystemExit(f"--leave-one-source-out: no development source named {', '.join(sorted(unknown))} "
+                         f"(the sources: {', '.join(sources)})")
     everything = by_source(find_records(DEVELOPMENT_FOLDERS))
     for source, records in sources.items():
+        if trained_alone and source not in trained_alone:
+            continue
         model_dir = work / f"only-{source}" / "model"
         model_dir.parent.mkdir(parents=True, exist_ok=True)
         train(records, model_dir, seed)
@@ -269,8 +277,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("work_dir", type=Path)
     parser.add_argument("--seed", type=int, default=1, help="training and fold seed (default 1)")
-    parser.add_argument("--leave-one-source-out", action="store_true",
-                        help="also train on each source alone and score on the others")
+    parser.add_argument("--leave-one-source-out", nargs="*", metavar="SOURCE",
+                        help="also train on each source alone (or on these alone) and score on the others")
     parser.add_argument("--report-only", action="store_true", help="rewrite the pages from the saved scores")
     args = parser.parse_args(argv)
     if os.environ.get(ENVIRONMENT_VARIABLE):
@@ -278,8 +286,9 @@ def main(argv=None):
     saved = args.work_dir / "results.json"
     model_dir = args.work_dir / "model"
     timed = args.work_dir / "model-minutes.json"
+    earlier = json.loads(saved.read_text()) if saved.exists() else {}
     if args.report_only:
-        results = json.loads(saved.read_text())
+        results = earlier
         minutes = json.loads(timed.read_text()) if timed.exists() else None
     else:
         args.work_dir.mkdir(parents=True, exist_ok=True)
@@ -290,8 +299,11 @@ def main(argv=None):
                    "test": {s: score_lead_sets(model, headers) for s, headers in by_source(test).items()},
                    "fixtures": score_lead_sets(model, [h for h in find_records(FIXTURES)
                                                        if not h.name.startswith(PTBXL_PREFIX)])}
-        if args.leave_one_source_out:
-            results["leave_one_source_out"] = leave_one_source_out(args.work_dir, development, args.seed)
+        loso = earlier.get("leave_one_source_out", {})
+        if args.leave_one_source_out is not None:
+            loso |= leave_one_source_out(args.work_dir, development, args.seed, args.leave_one_source_out)
+        if loso:
+            results["leave_one_source_out"] = loso
         saved.write_text(json.dumps(results, indent=2))
     docs = ROOT / "docs"
     write_results(docs / "results.md", model_dir, results, minutes)
