@@ -159,7 +159,7 @@ def main(argv=None):
     parser.add_argument("out_dir")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--labels", choices=("snomed", "cpsc"))
-    parser.add_argument("--model", help="architecture (crnn or cnn_attention)")
+    parser.add_argument("--model", help="architecture (cnn_attention, crnn or se_resnet)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--resume", action="store_true", help="keep finished folds, resume the one under way")
     args = parser.parse_args(argv)

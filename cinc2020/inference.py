@@ -81,7 +81,7 @@ def load_model(model_dir: str | Path) -> LoadedModel:
 # How a record longer than the training crop is predicted: "whole" (the network runs over all of it, far
 # more time steps than training ever showed its recurrence and attention), or cut into pieces of the crop's
 # length whose probabilities are combined per class by their "mean" or "max". Chosen on development records
-# repeated to 2, 10 and 30 minutes (experiments/long_records.py, README): what drifts least from the
+# repeated to 2, 10 and 30 minutes (experiments/long_records.py, docs/recipe.md): what drifts least from the
 # 10-s record's own probabilities.
 LONG_RECORDS = "mean"
 

@@ -3,8 +3,8 @@ on the right) with each record's true length in samples, and returns one logit p
 
 Every network shares one convolutional stack (``ConvolutionStack``): five stages of three
 convolutions, one stage per ``Config.conv_channels`` entry, each stage's first convolution
-striding by its ``Config.stage_strides`` entry (by default every stage after the first
-halves the time axis). ``Config.block`` chooses the stage:
+striding by its ``Config.stage_strides`` entry (by default every stage halves the time
+axis). ``Config.block`` chooses the stage:
 
 - ``"plain"``: three convolutions with leaky ReLU, as the source abstracts describe
   (the CRNN's without batch normalisation, the attention network's with it);

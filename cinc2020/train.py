@@ -3,7 +3,7 @@ clipping and a warm-up plus cosine learning-rate schedule if chosen), duration-g
 batches, augmentation, class weights if chosen, and the checkpoint with the lowest
 validation binary cross-entropy.
 
-Runs on the CPU (every core), on a GPU (mixed precision, pinned memory) or, under
+Runs on the CPU (every core), on a GPU (pinned memory; mixed precision with ``Config.training_precision``) or, under
 ``torchrun``, on several processes with DistributedDataParallel (NCCL on GPUs,
 gloo on CPUs): each process takes its share of every epoch's batches, all see the
 same validation, and only rank 0 writes. After every epoch the whole training
