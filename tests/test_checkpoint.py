@@ -116,3 +116,20 @@ def test_weights_that_do_not_fit_the_config(saved):
 def test_missing_folder(tmp_path):
     with pytest.raises(ModelFileError, match="no such file"):
         load_model(tmp_path / "nothing")
+
+
+def test_a_model_saved_before_the_configuration_gained_fields_loads_as_it_was_trained(saved):
+    """model.json of commit e306040 (format 3) wrote each architecture's normalisation and class weights
+    out, and had no training_precision, loader_workers or deterministic: it loads with the same weights and
+    the configuration it was trained with."""
+    folder, network = saved
+    document = json.loads((folder / "model.json").read_text())
+    for member in document["members"]:
+        for field in ("training_precision", "loader_workers", "deterministic"):
+            del member["config"][field]
+        member["config"] |= {"normalisation": "mean", "class_weights": True}
+    (folder / "model.json").write_text(json.dumps(document))
+    loaded = load_model(folder)
+    assert loaded.configs == [Config()]
+    for name, tensor in network.state_dict().items():
+        assert torch.equal(loaded.networks[0].state_dict()[name], tensor)
