@@ -178,7 +178,7 @@ def main():
     per_1000 = trained["seconds"] / trained["records"] * 1000
     recipe_hours = per_1000 * built["records"] / 1000 * RECIPE_PASSES / 3600
     print(f"training: one epoch over {trained['records']:,} corpus records (the default configuration, "
-          f"{trained['threads']} threads): {trained['seconds']:.0f} s, {per_1000:.0f} s per 1,000 records; "
+          f"{trained['threads']} threads): {trained['seconds']:.1f} s, {per_1000:.1f} s per 1,000 records; "
           f"extrapolated, the default recipe over {built['records']:,} records ({RECIPE_PASSES:.0f} passes) about "
           f"{recipe_hours:.1f} hours on these cores; peak RSS of the measuring processes {peak:.0f} MiB")
 

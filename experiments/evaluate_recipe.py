@@ -22,8 +22,9 @@ records are scored:
   records: too few to rank anything;
 * with ``--leave-one-source-out``: the recipe trained on one source's development records alone, scored on
   every record of the other source (none of which it saw): how the model meets a source it has never seen.
-  Followed by source names (``PTB-XL``, ``Chapman-Shaoxing``), only those sources train alone; the
-  results of earlier runs in WORK_DIR are kept beside the new ones.
+  Followed by source names (``PTB-XL``, ``Chapman-Shaoxing``; after WORK_DIR), only those sources train
+  alone. Leave-one-source-out results saved in WORK_DIR by earlier runs are always kept (a new run of a
+  source replaces its own).
 
 A finished model in WORK_DIR is reused (a killed run resumes); then docs/results.md and docs/results.png
 are written (``--report-only``: from the scores saved in WORK_DIR). One process.
@@ -64,7 +65,9 @@ RANK_2_REFERENCE = 0.54
 PTBXL_PREFIX = "HR"  # the challenge's names for PTB-XL records
 # The recipe before Chapman-Shaoxing joined, trained on PTB-XL alone: this script's figures for it at commit
 # 484f3d3 (its 4,880 development records, the same 1,220 test records), and the model it shipped at commit
-# e306040 (all 6,100 PTB-XL records) scored on all 767 Chapman-Shaoxing records, which it never saw.
+# e306040 (all 6,100 PTB-XL records) on all 767 Chapman-Shaoxing records, which it never saw: that commit's
+# `driver.py model ../shared/data/chapman OUT` scored by `evaluate_12ECG_score.py ../shared/data/chapman OUT`,
+# the intervals by scoring.bootstrap_intervals.
 PTBXL_ONLY = {"commit": "484f3d3", "cv": 0.562, "test": 0.562, "test_auroc": 0.915, "six_leads": 0.93}
 PTBXL_ONLY_ON_CHAPMAN = {"commit": "e306040", "trained": 6100, "records": 767, "headline": 0.376,
                          "headline_95": [0.35, 0.40], "auroc": 0.862, "auroc_95": [0.84, 0.89]}
@@ -149,7 +152,7 @@ def cross_validated(model_dir: Path, development: Path) -> dict[str, dict]:
 def interval(result: dict, key: str) -> str:
     """A score with its 95 % interval when it has one."""
     bounds = result.get(f"{key}_95")
-    return f"{result[key]:.3f}" + (f" ({bounds[0]:.2f}-{bounds[1]:.2f})" if bounds else "")
+    return f"{result[key]:.3f}" + (f" ({bounds[0]:.2f} to {bounds[1]:.2f})" if bounds else "")
 
 
 def write_results(path: Path, model_dir: Path, results: dict, minutes: float | None) -> None:
@@ -217,7 +220,7 @@ def write_results(path: Path, model_dir: Path, results: dict, minutes: float | N
                   f"against {PTBXL_ONLY['test']:.3f} ({PTBXL_ONLY['test_auroc']:.3f}); its 6 limb leads kept "
                   f"{PTBXL_ONLY['six_leads']:.2f}x of 12 there. The model it shipped (commit "
                   f"{PTBXL_ONLY_ON_CHAPMAN['commit']}, all {PTBXL_ONLY_ON_CHAPMAN['trained']:,} PTB-XL records) scored "
-                  f"{interval(PTBXL_ONLY_ON_CHAPMAN, 'headline')} (AUROC {interval(PTBXL_ONLY_ON_CHAPMAN, 'auroc')}) on all "
+                  f"{interval(PTBXL_ONLY_ON_CHAPMAN, 'headline')}, AUROC {interval(PTBXL_ONLY_ON_CHAPMAN, 'auroc')}, on all "
                   f"{PTBXL_ONLY_ON_CHAPMAN['records']} Chapman-Shaoxing records, none of which it had seen."]
     full = {s: test[s]["12 leads"]["headline"] for s in test}
     lines += [
@@ -270,10 +273,6 @@ def leave_one_source_out(work: Path, development: list[Path], seed: int, trained
     records alone, scored (12 leads) on every record of the others."""
     results = {}
     sources = by_source(development)
-    unknown = set(trained_alone) - set(sources)
-    if unknown:
-        raise SystemExit(f"--leave-one-source-out: no development source named {', '.join(sorted(unknown))} "
-                         f"(the sources: {', '.join(sources)})")
     everything = by_source(find_records(DEVELOPMENT_FOLDERS))
     for source, records in sources.items():
         if trained_alone and source not in trained_alone:
@@ -301,6 +300,8 @@ def main(argv=None):
     saved = args.work_dir / "results.json"
     model_dir = args.work_dir / "model"
     timed = args.work_dir / "model-minutes.json"
+    if args.report_only and not saved.exists():
+        parser.error(f"--report-only: no scores saved in {saved}")
     earlier = json.loads(saved.read_text()) if saved.exists() else {}
     if args.report_only:
         results = earlier
@@ -308,6 +309,10 @@ def main(argv=None):
     else:
         args.work_dir.mkdir(parents=True, exist_ok=True)
         development, test = split()
+        unknown = set(args.leave_one_source_out or ()) - set(by_source(development))
+        if unknown:  # before hours of training, not after
+            parser.error(f"--leave-one-source-out: no development source named {', '.join(sorted(unknown))} "
+                         f"(the sources: {', '.join(by_source(development))})")
         minutes = train(development, model_dir, args.seed)
         model = load_model(model_dir)
         results = {"cv": cross_validated(model_dir, args.work_dir / "model-records"),
