@@ -5,7 +5,7 @@ from cinc2020.recipe import FOLDS, MODELS, REFIT, STACKING, train_ensemble
 
 
 def train_12ECG_classifier(input_directory, output_directory, resume=False, models=None, folds=None,
-                           stacking=None, refit=None, **overrides):
+                           stacking=None, refit=None, keep_networks=False, **overrides):
     """Train on the records of ``input_directory``; save the model in ``output_directory``.
 
     The recipe (cinc2020/recipe.py): ``folds``-fold cross-validation of each of
@@ -15,9 +15,9 @@ def train_12ECG_classifier(input_directory, output_directory, resume=False, mode
     Each network's configuration is the default one, changed by ``$CINC2020_CONFIG``
     (JSON, or a path to a JSON file) and then by keyword ``overrides``, applied as given, None
     included (a command line passes only the options given: ``config.given_options``). With
-    ``resume``, a killed run keeps its finished folds and continues the one under way.
+    ``resume``, a killed run keeps its finished folds and continues the one under way. ``keep_networks``: see ``recipe.train_ensemble``.
     """
     configs = [config_from_environment(model=model, **overrides) for model in (models or MODELS)]
     return train_ensemble(input_directory, output_directory, configs, FOLDS if folds is None else folds,
                           STACKING if stacking is None else stacking, resume=resume,
-                          refit_all=REFIT if refit is None else refit)
+                          refit_all=REFIT if refit is None else refit, keep_networks=keep_networks)

@@ -29,11 +29,9 @@ from .scoring import bootstrap_intervals, headline, score_predictions
 INTERVALS_BELOW = 1000  # records: fewer get 95 % bootstrap intervals
 
 
-def score_lead_sets(model: LoadedModel, headers: list[Path], lead_sets=tuple(LEAD_SETS_2021)) -> dict[str, dict]:
-    """Per lead set (``lead_sets``, names of ``augment.LEAD_SETS_2021``): the headline score, macro AUROC, F-beta, G-beta and records scored (unreadable records are
-    left out), with 95 % bootstrap intervals of the headline and AUROC (``headline_95``, ``auroc_95``) when
-    fewer than ``INTERVALS_BELOW`` records are scored."""
-    scheme = model.configs[0].labels
+def labelled_records(headers: list[Path]) -> list[tuple[np.ndarray, list[str], list[str]]]:
+    """(signal, header lines, #Dx entries) of each readable labelled record; the others are left out with a
+    warning."""
     records = []
     for path in headers:
         try:
@@ -46,6 +44,15 @@ def score_lead_sets(model: LoadedModel, headers: list[Path], lead_sets=tuple(LEA
             records.append((data, lines, dx))
     if not records:
         raise ValueError("no readable labelled record to score")
+    return records
+
+
+def score_lead_sets(model: LoadedModel, headers: list[Path], lead_sets=tuple(LEAD_SETS_2021)) -> dict[str, dict]:
+    """Per lead set (``lead_sets``, names of ``augment.LEAD_SETS_2021``): the headline score, macro AUROC, F-beta, G-beta and records scored (unreadable records are
+    left out), with 95 % bootstrap intervals of the headline and AUROC (``headline_95``, ``auroc_95``) when
+    fewer than ``INTERVALS_BELOW`` records are scored."""
+    scheme = model.configs[0].labels
+    records = labelled_records(headers)
     results = {}
     dx_lists = [dx for *_, dx in records]
     for lead_set in lead_sets:

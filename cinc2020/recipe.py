@@ -131,9 +131,11 @@ def refit(data: TrainingSet, config: Config, out_dir: Path, processes, resume: b
 
 
 def train_ensemble(train_dir, model_dir: str | Path, configs: list[Config], folds: int = FOLDS,
-                   stacking: bool = STACKING, resume: bool = False, refit_all: bool = REFIT) -> dict:
+                   stacking: bool = STACKING, resume: bool = False, refit_all: bool = REFIT,
+                   keep_networks: bool = False) -> dict:
     """Train the recipe on the records of ``train_dir`` (one folder or several, searched with their
-    subfolders); save the model in ``model_dir``."""
+    subfolders); save the model in ``model_dir``. ``keep_networks`` keeps every network trained (the fold
+    models and the refit) in ``model_dir/WORK_FOLDER``, each a model folder of its own, for experiments."""
     for config in configs:  # refused before any record is read
         if refit_all:
             config.require_schedule_that_ends("a refit", " (or train without --refit)")
@@ -155,7 +157,8 @@ def train_ensemble(train_dir, model_dir: str | Path, configs: list[Config], fold
     def assemble_and_save() -> dict:  # the others have no out-of-fold predictions, and read nothing rank 0 wrote
         saved, summary = assemble(datasets[0], configs, oofs, stacking, refits)
         save_model(model_dir, saved, summary, configs, oofs, datasets[0], refits)
-        shutil.rmtree(model_dir / WORK_FOLDER, ignore_errors=True)
+        if not keep_networks:
+            shutil.rmtree(model_dir / WORK_FOLDER, ignore_errors=True)
         scores = summary["cross_validation"]
         tuned = scores.get("tuned_thresholds", scores["thresholds_0.5"])
         print(f"{len(saved.members)} networks; out of fold on {scores['records']} records: "

@@ -26,6 +26,10 @@ records are scored:
   alone. Leave-one-source-out results saved in WORK_DIR by earlier runs are always kept (a new run of a
   source replaces its own).
 
+Every network the recipe trained is kept (``WORK_DIR/model/folds``: the fold models and the refit), and each
+one's probabilities on every scored record are saved, per lead set, in ``WORK_DIR/predictions/*.npz``
+(``save_predictions``), so that a decision rule or an ensemble is re-scored in seconds without training.
+
 A finished model in WORK_DIR is reused (a killed run resumes); then docs/results.md and docs/results.png
 are written (``--report-only``: from the scores saved in WORK_DIR). One process.
 """
@@ -49,8 +53,10 @@ from cinc2020.config import ENVIRONMENT_VARIABLE, Config, config_from_environmen
 from cinc2020.data import development_and_test, find_records, load_training_set  # noqa: E402
 from cinc2020.inference import load_model  # noqa: E402
 from cinc2020.labels import source_of  # noqa: E402
-from cinc2020.lead_sets import INTERVALS_BELOW, score_lead_sets  # noqa: E402
-from cinc2020.recipe import FOLDS, MODELS, OUT_OF_FOLD_FILE  # noqa: E402
+from cinc2020.augment import LEAD_SETS_2021  # noqa: E402
+from cinc2020.lead_sets import INTERVALS_BELOW, labelled_records, score_lead_sets  # noqa: E402
+from cinc2020.recipe import FOLDS, MODELS, OUT_OF_FOLD_FILE, WORK_FOLDER  # noqa: E402
+from cinc2020.records import with_leads  # noqa: E402
 from cinc2020.scoring import bootstrap_intervals, score_predictions  # noqa: E402
 from cinc2020.thresholds import cross_validated_outputs  # noqa: E402
 from train_12ECG_classifier import train_12ECG_classifier  # noqa: E402
@@ -111,10 +117,47 @@ def train(records: list[Path], model_dir: Path, seed: int) -> float | None:
         return json.loads(timed.read_text()) if timed.exists() else None
     started = time.time()
     train_12ECG_classifier(link_records(records, model_dir.parent / f"{model_dir.name}-records"), model_dir,
-                           resume=True, seed=seed)
+                           resume=True, seed=seed, keep_networks=True)
     minutes = (time.time() - started) / 60
     timed.write_text(json.dumps(minutes))
     return minutes
+
+
+def kept_networks(model_dir: Path) -> dict[str, Path]:
+    """The networks the recipe trained for ``model_dir``, kept beside it: ``fold1`` ... and ``refit``."""
+    work = model_dir / WORK_FOLDER / MODELS[0]
+    named = {f"fold{k}": work / f"fold{k}" for k in range(1, FOLDS + 1)} | {"refit": work / "all"}
+    return {name: folder for name, folder in named.items() if (folder / MODEL_FILE).exists()}
+
+
+def save_predictions(path: Path, model_dir: Path, headers: list[Path], lead_sets=tuple(LEAD_SETS_2021)) -> None:
+    """Each kept network's probabilities on these records as the driver computes them, each record read with
+    each lead set's leads alone (``records.with_leads``): arrays ``probabilities_<k>_leads``, networks x
+    records x classes (NaN where a record failed), beside ``names``, ``dx`` (comma-joined), ``classes`` and
+    ``networks``. An existing file is kept."""
+    if path.exists():
+        return
+    from tqdm import tqdm
+
+    networks = {name: load_model(folder) for name, folder in kept_networks(model_dir).items()}
+    classes = next(iter(networks.values())).classes
+    records = labelled_records(headers)
+    arrays = {}
+    for lead_set in lead_sets:
+        probabilities = np.full((len(networks), len(records), len(classes)), np.nan)
+        for j, (data, lines, _) in enumerate(tqdm(records, desc=f"{path.stem}, {lead_set}", unit="rec",
+                                                  file=sys.stderr, leave=False)):
+            reduced = with_leads(data, lines, LEAD_SETS_2021[lead_set])
+            for i, network in enumerate(networks.values()):
+                try:
+                    probabilities[i, j] = network.probabilities(*reduced)
+                except Exception as error:  # noqa: BLE001 - the record's failure, as the driver takes it
+                    print(f"warning: {lead_set}, {lines[0].split()[0]}: {error}", file=sys.stderr)
+        arrays[f"probabilities_{lead_set.replace(' ', '_')}"] = probabilities
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, names=np.array([lines[0].split()[0] for _, lines, _ in records]),
+                        dx=np.array([",".join(dx) for *_, dx in records]), classes=np.array(classes),
+                        networks=np.array(list(networks)), **arrays)
 
 
 def by_source(headers: list[Path]) -> dict[str, list[Path]]:
@@ -282,6 +325,7 @@ def leave_one_source_out(work: Path, development: list[Path], seed: int, trained
         train(records, model_dir, seed)
         others = [h for s, headers in everything.items() if s != source for h in headers]
         scored = score_lead_sets(load_model(model_dir), others, lead_sets=("12 leads",))["12 leads"]
+        save_predictions(work / "predictions" / f"only-{source}-on-others.npz", model_dir, others, ("12 leads",))
         results[source] = {**scored, "trained": len(records),
                            "scored_on": ", ".join(s for s in everything if s != source)}
     return results
@@ -314,11 +358,13 @@ def main(argv=None):
             parser.error(f"--leave-one-source-out: no development source named {', '.join(sorted(unknown))} "
                          f"(the sources: {', '.join(by_source(development))})")
         minutes = train(development, model_dir, args.seed)
+        fixtures = [h for h in find_records(FIXTURES) if not h.name.startswith(PTBXL_PREFIX)]
+        save_predictions(args.work_dir / "predictions" / "test.npz", model_dir, test)
+        save_predictions(args.work_dir / "predictions" / "fixtures.npz", model_dir, fixtures)
         model = load_model(model_dir)
         results = {"cv": cross_validated(model_dir, args.work_dir / "model-records"),
                    "test": {s: score_lead_sets(model, headers) for s, headers in by_source(test).items()},
-                   "fixtures": score_lead_sets(model, [h for h in find_records(FIXTURES)
-                                                       if not h.name.startswith(PTBXL_PREFIX)])}
+                   "fixtures": score_lead_sets(model, fixtures)}
         loso = earlier.get("leave_one_source_out", {})
         if args.leave_one_source_out is not None:
             loso |= leave_one_source_out(args.work_dir, development, args.seed, args.leave_one_source_out)
