@@ -2,7 +2,7 @@
 record's features are the network's input: 12 standard leads, resampled and normalised."""
 
 from cinc2020.config import Config
-from cinc2020.data import prepare
+from cinc2020.preprocess import prepare
 
 
 def get_12ECG_features(data, header_data, config=None):

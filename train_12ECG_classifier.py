@@ -1,11 +1,11 @@
 """The Challenge's training entry point: train_12ECG_classifier(input_directory, output_directory)."""
 
 from cinc2020.config import config_from_environment
-from cinc2020.recipe import FOLDS, MODELS, REFIT, STACKING, train_ensemble
+from cinc2020.recipe import MODELS, STACKING, train_ensemble
 
 
-def train_12ECG_classifier(input_directory, output_directory, resume=False, models=None, folds=None,
-                           stacking=None, refit=None, keep_networks=False, **overrides):
+def train_12ECG_classifier(input_directory, output_directory, resume=False, models=None, stacking=None,
+                           keep_networks=False, **overrides):
     """Train on the records of ``input_directory``; save the model in ``output_directory``.
 
     The recipe (cinc2020/recipe.py): ``folds``-fold cross-validation of each of
@@ -18,6 +18,5 @@ def train_12ECG_classifier(input_directory, output_directory, resume=False, mode
     ``resume``, a killed run keeps its finished folds and continues the one under way. ``keep_networks``: see ``recipe.train_ensemble``.
     """
     configs = [config_from_environment(model=model, **overrides) for model in (models or MODELS)]
-    return train_ensemble(input_directory, output_directory, configs, FOLDS if folds is None else folds,
-                          STACKING if stacking is None else stacking, resume=resume,
-                          refit_all=REFIT if refit is None else refit, keep_networks=keep_networks)
+    return train_ensemble(input_directory, output_directory, configs, STACKING if stacking is None else stacking,
+                          resume=resume, keep_networks=keep_networks)

@@ -11,9 +11,8 @@ import argparse
 import os
 import sys
 
-from cinc2020.config import given_options
-from cinc2020.models import ARCHITECTURES
-from cinc2020.recipe import FOLDS, MODELS, REFIT
+from cinc2020.config import CHOICES, Config, given_options
+from cinc2020.recipe import MODELS
 from train_12ECG_classifier import train_12ECG_classifier
 
 
@@ -22,18 +21,18 @@ def main(argv=None):
     parser.add_argument("input_directory", nargs="+", help="folders of training records (.hea + .mat), searched "
                                                            "with their subfolders")
     parser.add_argument("output_directory", help="folder to write the model into")
-    parser.add_argument("--labels", choices=("snomed", "cpsc"), help="label scheme (default snomed)")
-    parser.add_argument("--model", action="append", choices=sorted(ARCHITECTURES),
+    parser.add_argument("--labels", choices=CHOICES["labels"], help="label scheme (default snomed)")
+    parser.add_argument("--model", action="append", choices=CHOICES["model"],
                         help=f"architecture; repeat for several (default {' and '.join(MODELS)})")
     parser.add_argument("--folds", type=int, help=f"cross-validation folds, one model each, whose out-of-fold "
                                                   f"probabilities tune the thresholds; 1 trains one model on all "
                                                   f"but a stratified val_fraction, which must then be set "
-                                                  f"above 0 in $CINC2020_CONFIG (default {FOLDS})")
+                                                  f"above 0 in $CINC2020_CONFIG (default {Config.folds})")
     parser.add_argument("--stacking", action=argparse.BooleanOptionalAction,
                         help="with several architectures, fit a meta-classifier over them instead of averaging")
     parser.add_argument("--refit", action=argparse.BooleanOptionalAction,
                         help="ship one network per architecture retrained on every record for the cross-validated "
-                             f"schedule, not the fold models (default {'on' if REFIT else 'off'})")
+                             f"schedule, not the fold models (default {'on' if Config.refit else 'off'})")
     parser.add_argument("--class-weights", action=argparse.BooleanOptionalAction,
                         help="weigh rare classes' positive records up in the loss")
     parser.add_argument("--epochs", type=int, help="most epochs to train each model")
@@ -47,9 +46,10 @@ def main(argv=None):
     print("Running training code...")
     try:
         train_12ECG_classifier(args.input_directory, args.output_directory, resume=args.resume, models=args.model,
-                               folds=args.folds, stacking=args.stacking, refit=args.refit,
+                               stacking=args.stacking,
                                **given_options(labels=args.labels, class_weights=args.class_weights,
-                                               epochs=args.epochs, seed=args.seed))
+                                               epochs=args.epochs, seed=args.seed, folds=args.folds,
+                                               refit=args.refit))
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"train_model.py: {error}")
     print("Done.")

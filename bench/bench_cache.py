@@ -3,7 +3,7 @@
 
     python bench/bench_cache.py [--synthetic 1000]
 
-Builds the cache (read, resample to 100 Hz, normalise; cinc2020/data.py) from scratch, into a
+Builds the cache (read, resample to 100 Hz, normalise; cinc2020/cache.py) from scratch, into a
 temporary cache folder, for the 6,100 real PTB-XL records of ../shared/data/ptbxl (100 Hz, 10 s)
 and for synthetic 10-s records at 500 Hz (speed only, the rate of most challenge records), once
 with one process and once with every available core; prints records/s and checks that both
@@ -27,25 +27,25 @@ sys.path.insert(0, str(ROOT / "bench"))
 SHARED = Path(os.environ.get("CINC2020_SHARED", ROOT.parent / "shared"))
 
 from bench_entry import write_record  # noqa: E402
-from cinc2020 import data  # noqa: E402
+from cinc2020 import cache  # noqa: E402
 from cinc2020.config import Config  # noqa: E402
 from cinc2020.cpus import available_cpus  # noqa: E402
 
 
 def build(folder: Path, workers: int) -> tuple[float, bytes]:
     """Seconds to build the cache of ``folder`` with ``workers`` processes, and the cache's signal bytes."""
-    original = data.available_cpus
-    data.available_cpus = lambda: workers
+    original = cache.available_cpus
+    cache.available_cpus = lambda: workers
     try:
-        with tempfile.TemporaryDirectory() as cache:
-            os.environ["CINC2020_CACHE"] = cache
+        with tempfile.TemporaryDirectory() as scratch:
+            os.environ["CINC2020_CACHE"] = scratch
             started = time.perf_counter()
-            store, names, _, _ = data.cached_records(folder, Config())
+            store, names, *_ = cache.cached_records(folder, Config())
             seconds = time.perf_counter() - started
             store.file.seek(0)
             return seconds, store.file.read()
     finally:
-        data.available_cpus = original
+        cache.available_cpus = original
 
 
 def main():

@@ -58,7 +58,8 @@ def training_epoch(ptbxl: Path, architecture: str, processes, records: int | Non
     (reading excluded; None in processes other than rank 0), and the records trained and validated:
     a stratified 80/20 split, or its first ``records`` training records and a fifth as many validated."""
     from cinc2020.config import config_from_environment
-    from cinc2020.train import fit, load_data, split
+    from cinc2020.splits import split
+    from cinc2020.train import fit, load_data
     # A validation share (the defaults have none) keeps the figures comparable with those measured with one.
     config = config_from_environment(model=architecture, epochs=1, val_fraction=0.2)
     data = load_data(ptbxl, config)
@@ -112,7 +113,7 @@ def main():
     print(f"one 30-minute record (500 Hz, synthetic):            {time.perf_counter() - started:7.2f} s")
 
     if not args.skip_training:
-        from cinc2020.train import start_processes
+        from cinc2020.distributed import start_processes
         processes = start_processes()
         for architecture in ("crnn", "cnn_attention"):
             seconds, trained, validated = training_epoch(ptbxl, architecture, processes)

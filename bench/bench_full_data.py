@@ -10,7 +10,7 @@ labels drawn per source with the official counts of dx_mapping_scored.csv, signa
 ../shared/data (resampled to the source's rate and repeated end to end). Then it measures and prints:
 
 * the cache build (every record read, resampled to 100 Hz, cleaned): seconds and size;
-* the input pipeline alone (``train.TrainingBatches``): records/s from one process, what one loader worker gives;
+* the input pipeline alone (``batches.TrainingBatches``): records/s from one process, what one loader worker gives;
 * training: seconds per 1,000 training records (one epoch over ``--records-trained`` records drawn from the
   corpus, lengths as they come), extrapolated to the default recipe over all 43,101 records, and the
   training process's peak resident memory;
@@ -74,7 +74,7 @@ def draw_labels(rng, scale: float) -> dict[str, list[list[str]]]:
 
 def base_signals(rng, count: int = 40) -> list[tuple[np.ndarray, float]]:
     """Real records' ADC values and rates: Chapman-Shaoxing's (500 Hz) and PTB-XL's (100 Hz)."""
-    from cinc2020.data import find_records
+    from cinc2020.records import find_records
     from cinc2020.records import parse_header, read_record
     headers = find_records(SHARED / "data" / "chapman")[:count // 2] + find_records(SHARED / "data" / "ptbxl")[:count // 2]
     signals = []
@@ -120,7 +120,9 @@ def stage(name: str, scratch: Path, records_trained: int) -> dict:
     """One measurement, run in a process of its own (``--stage``) so that its memory is its own."""
     import torch
     from cinc2020.config import Config
-    from cinc2020.train import TrainingBatches, fit, load_data, start_processes
+    from cinc2020.batches import TrainingBatches
+    from cinc2020.distributed import start_processes
+    from cinc2020.train import fit, load_data
     config = Config(epochs=1)
     started = time.perf_counter()
     data = load_data(scratch, config)
@@ -182,9 +184,10 @@ def main():
           f"extrapolated, the default recipe over {built['records']:,} records ({RECIPE_PASSES:.0f} passes) about "
           f"{recipe_hours:.1f} hours on these cores; peak RSS of the measuring processes {peak:.0f} MiB")
 
-    from cinc2020.data import find_records
-    from cinc2020.scoring import load_weights, read_dx
-    from cinc2020.thresholds import tune_thresholds
+    from cinc2020.records import find_records
+    from cinc2020.scorer import read_dx
+    from cinc2020.scoring import load_weights
+    from cinc2020.decisions import tune_thresholds
     dx = [read_dx(h) for h in find_records(args.scratch)]
     classes = load_weights()[0]
     from cinc2020.labels import label_matrix

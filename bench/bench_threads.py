@@ -46,7 +46,7 @@ import sys
 sys.path.insert(0, "bench")
 from bench_entry import training_epoch
 from cinc2020.recipe import MODELS
-from cinc2020.train import start_processes
+from cinc2020.distributed import start_processes
 print(training_epoch(sys.argv[1], MODELS[0], start_processes(), int(sys.argv[2]))[0])
 """
 

@@ -18,15 +18,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_entry import SHARED, training_epoch  # noqa: E402
 from cinc2020.cpus import use_threads  # noqa: E402
-from cinc2020.models import ARCHITECTURES  # noqa: E402
-from cinc2020.train import start_processes  # noqa: E402
+from cinc2020.config import CHOICES  # noqa: E402
+from cinc2020.distributed import start_processes  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("threads", type=int, help="intra-op threads of each process")
     parser.add_argument("--records", type=int, default=1000, help="training records of the epoch")
-    parser.add_argument("--model", choices=sorted(ARCHITECTURES), default="cnn_attention")
+    parser.add_argument("--model", choices=CHOICES["model"], default="cnn_attention")
     args = parser.parse_args()
     processes = start_processes()
     threads = use_threads(args.threads)  # after start_processes, which sets the entry's own choice

@@ -1,14 +1,14 @@
-"""What a training record looks like to the network: cropped, augmented, normalised.
+"""Augmentation of training records: random variants of a clean record that keep its diagnosis.
 
 Augmentation (``Config.augment``) runs on training records only, on clean signals
-(millivolts, ``data.clean``), in this order: a random start (the record begins up to
+(millivolts, ``preprocess.clean``), in this order: a random start (the record begins up to
 ``shift_s`` later), per-lead amplitude scaling, baseline wander (a slow sinusoid per
 lead), white noise, and lead dropout. Lead dropout keeps one of the 2021 challenge's
-lead sets (``LEAD_SETS_2021``) or a random subset, zeroes the other leads, and derives
+lead sets (``records.LEAD_SETS_2021``) or a random subset, zeroes the other leads, and derives
 the limb leads from the kept ones exactly as a record read with those leads alone
 would be (``records.derive_limb_leads``), so one 12-lead model learns what each lead
 set looks like at inference. Every random draw comes from the generator passed in
-(``train.random_stream``: drawn afresh each epoch from the seed, so a resumed run draws
+(``seeds.random_stream``: drawn afresh each epoch from the seed, so a resumed run draws
 what an uninterrupted one would).
 """
 
@@ -17,16 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from .config import Config
-from .data import normalise
-from .records import STANDARD_LEADS, derive_limb_leads
 
-LEAD_SETS_2021 = {
-    "12 leads": STANDARD_LEADS,
-    "6 leads": ("I", "II", "III", "aVR", "aVL", "aVF"),
-    "4 leads": ("I", "II", "III", "V2"),
-    "3 leads": ("I", "II", "V2"),
-    "2 leads": ("I", "II"),
-}
+from .records import LEAD_SETS_2021, STANDARD_LEADS, derive_limb_leads
+
 WANDER_HZ = (0.05, 0.5)   # breathing and movement: the band a 0.5 Hz high-pass would remove
 
 
@@ -39,13 +32,6 @@ def keep_leads(signal: np.ndarray, kept: np.ndarray) -> np.ndarray:
     """The record as it would read with only the ``kept`` leads: the others zero, limb leads derived."""
     return derive_limb_leads(np.where(kept[:, None], signal, 0).astype(signal.dtype), kept)
 
-
-def random_crop(signal: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
-    """At most ``length`` samples from a random start."""
-    if signal.shape[1] <= length:
-        return signal
-    start = int(rng.integers(0, signal.shape[1] - length + 1))
-    return signal[:, start:start + length]
 
 
 def augment(signal: np.ndarray, config: Config, rng: np.random.Generator) -> np.ndarray:
@@ -76,10 +62,3 @@ def augment(signal: np.ndarray, config: Config, rng: np.random.Generator) -> np.
     return signal.astype(np.float32)
 
 
-def training_input(signal: np.ndarray, config: Config, rng: np.random.Generator) -> np.ndarray:
-    """A clean record as the network trains on it: cropped at random to ``train_crop_s``,
-    augmented if the configuration says so, normalised."""
-    signal = random_crop(signal, int(config.train_crop_s * config.fs), rng)
-    if config.augment:
-        signal = augment(signal, config, rng)
-    return normalise(signal, config.normalisation)

@@ -7,10 +7,15 @@ from dataclasses import asdict, dataclass, fields
 
 
 PRECISIONS = ("float32", "bfloat16", "float16")
-# The values each choice may take, checked when a configuration is made (before any record is read).
+ENVIRONMENT_VARIABLE = "CINC2020_CONFIG"
+# The values each choice may take, checked when a configuration is made (before any record is read). The
+# one list of architectures and label schemes: models.ARCHITECTURES, labels and the command lines follow it.
 CHOICES = {"model": ("crnn", "cnn_attention", "se_resnet"), "labels": ("snomed", "cpsc"),
            "normalisation": ("std", "mean"), "block": ("plain", "se_residual"), "schedule": ("constant", "cosine"),
-           "training_precision": PRECISIONS, "records_without_class": ("negative", "skip")}
+           "training_precision": PRECISIONS, "records_without_class": ("negative", "skip"),
+           "sources": ("name_prefix", "subfolder", "one")}
+# Choices that change how a run computes, never what it computes: a run resumed with another value goes on.
+NO_EFFECT_ON_RESULTS = ("loader_workers", "refit")  # refit: whether another network follows, not this one
 
 
 @dataclass
@@ -101,16 +106,27 @@ class Config:
     lead_dropout: float = 0.3    # chance that a record keeps only one of the 2021 lead sets or a random subset
     # Preprocessing: a zero-phase Butterworth band-pass (low, high Hz; high is capped below fs/2), or None.
     bandpass_hz: tuple[float, float] | None = None
+    # Where a record's source comes from (each source labels its own subset of the classes: labels.known_labels):
+    # "name_prefix", the letters its name starts with (the challenge's: HR00001 is PTB-XL's); "subfolder", the
+    # top-level subfolder of the training folder that holds it (the 2021 layout, training/<source>/...; the only
+    # way to tell Ningbo from Chapman-Shaoxing, which share the JS prefix); "one", every record from one source.
+    # Names that spell diagnoses (AF00001, N00001) need "subfolder" or "one".
+    sources: str = "name_prefix"
+    # The recipe (cinc2020/recipe.py): cross-validation folds, one network each, whose out-of-fold probabilities
+    # tune the thresholds (1 trains one network on all but a val_fraction share and tunes on that share); and
+    # whether what ships is one network refit on every record (True) or the fold networks (False).
+    # 4 fold networks without a validation share beat 3 with one (docs/screening_2.md).
+    folds: int = 4
+    refit: bool = True
     seed: int = 0
 
     def __post_init__(self):
         if len(self.stage_strides) != len(self.conv_channels):
             raise ValueError(f"stage_strides needs one stride per stage ({len(self.conv_channels)}), "
                              f"not {len(self.stage_strides)}")
+        self.check_ranges()
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be at least 0 and below 1, not {self.val_fraction}")
-        if self.val_fraction == 0:
-            self.require_schedule_that_ends("a network with val_fraction 0", " (or set val_fraction above 0)")
         if self.records_without_class is None:
             self.records_without_class = "skip" if self.labels == "cpsc" else "negative"
         if self.normalisation is None:
@@ -120,24 +136,71 @@ class Config:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}: use one of {', '.join(allowed)}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be 1 or more, not {getattr(self, name)}")
 
-    def require_schedule_that_ends(self, who: str, otherwise: str = "") -> None:
-        """Refuse a constant rate where ``who`` keeps its last epoch: there, the last epoch of a constant
-        rate would be no choice at all."""
-        if self.schedule == "constant":
-            raise ValueError(f"{who} keeps its last epoch, so it needs a schedule that ends: "
-                             f"set schedule to \"cosine\"{otherwise}")
+    def check_ranges(self) -> None:
+        """Refuse numbers no run can use, naming the field (before any record is read)."""
+        at_least = {"epochs": 1, "batch_size": 1, "patience": 1, "min_positives": 1, "folds": 1, "gru_units": 1,
+                    "features_per_window": 1, "first_kernel_size": 1, "kernel_size": 1}
+        for name, lowest in at_least.items():
+            if getattr(self, name) < lowest:
+                raise ValueError(f"{name} must be {lowest} or more, not {getattr(self, name)}")
+        positive = ("fs", "window_s", "hop_s", "lr", "train_crop_s")
+        not_negative = ("warmup_epochs", "weight_decay", "scale_sd", "noise_sd", "wander_mv", "shift_s")
+        for name in (*at_least, *positive, *not_negative, "dropout", "lead_dropout", "val_fraction"):
+            value = getattr(self, name)  # a string where a number belongs ($CINC2020_CONFIG, say) is named here
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name} must be a number, not {value!r}")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be above 0, not {getattr(self, name)}")
+        for name in not_negative:
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be at least 0 and below 1, not {self.dropout}")
+        if not 0 <= self.lead_dropout <= 1:  # a chance: every record may drop leads
+            raise ValueError(f"lead_dropout must be between 0 and 1, not {self.lead_dropout}")
+        if self.loader_workers is not None and self.loader_workers < 0:
+            raise ValueError(f"loader_workers must be 0 or more (or null: the default), not {self.loader_workers}")
+        if self.gradient_clip is not None and not self.gradient_clip > 0:
+            raise ValueError(f"gradient_clip must be above 0 (or null: none), not {self.gradient_clip}")
+        if any(c < 1 for c in self.conv_channels) or any(s < 1 for s in self.stage_strides):
+            raise ValueError(f"conv_channels and stage_strides must be 1 or more, not {list(self.conv_channels)} "
+                             f"and {list(self.stage_strides)}")
+        if self.bandpass_hz is not None:
+            low, high = self.bandpass_hz
+            if not 0 < low < high:
+                raise ValueError(f"bandpass_hz must be [low, high] with 0 < low < high, not {list(self.bandpass_hz)}")
+
+    def check_trainable(self, folds: int | None = None, refit: bool | None = None) -> None:
+        """Refuse what no training can do with this configuration, or with these ``folds`` and ``refit`` (default:
+        its own). Asked before any record is read; never of a saved model, which has trained."""
+        folds = self.folds if folds is None else folds
+        refit = self.refit if refit is None else refit
+        if folds == 1 and self.val_fraction == 0:
+            raise ValueError("one fold trains on all but a validation share and predicts that share, but val_fraction "
+                             "is 0 (the default): use two folds or more, or set a share, e.g. "
+                             f"{ENVIRONMENT_VARIABLE}='{{\"val_fraction\": 0.2}}'")
+        if self.schedule == "constant":  # a network that keeps its last epoch needs a schedule that ends there
+            if refit:
+                raise ValueError("a refit keeps its last epoch, so it needs a schedule that ends: set schedule to "
+                                 "\"cosine\" (or train without --refit)")
+            if self.val_fraction == 0:
+                raise ValueError("a network with val_fraction 0 keeps its last epoch, so it needs a schedule that "
+                                 "ends: set schedule to \"cosine\" (or set val_fraction above 0)")
+
+    def same_results(self, other: "Config") -> bool:
+        """Whether a run with ``other`` computes what one with this configuration does (``--resume`` asks)."""
+        mine, theirs = self.to_json(), other.to_json()
+        return all(mine[k] == theirs[k] for k in mine if k not in NO_EFFECT_ON_RESULTS)
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> "Config":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
         values = dict(data)
@@ -157,8 +220,6 @@ class Config:
     def hop(self) -> int:
         return int(round(self.hop_s * self.fs))
 
-
-ENVIRONMENT_VARIABLE = "CINC2020_CONFIG"
 
 
 def given_options(**options) -> dict:

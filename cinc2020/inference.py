@@ -14,11 +14,14 @@ from torch import nn
 from . import checkpoint
 from .checkpoint import ModelFileError
 from .config import Config
-from .data import clean, collate, demographic_inputs, normalise, preprocessing
+from .batches import collate
+from .decisions import decide
 from .ensemble import combine
 from .labels import CPSC_CLASSES, answering_classes
 from .models import build_model
-from .records import RecordError, parse_header
+from .preprocess import clean, demographic_inputs, normalise, preprocessing
+from .records import LEAD_SETS_2021, RecordError, parse_header
+from .scoring import WEIGHTS_2021_FILE, load_weights, scored_columns
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +45,7 @@ class LoadedModel:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (record, reason) it answered with zeros
 
     def preparations(self, data: np.ndarray, header_lines: list[str]) -> dict[tuple, np.ndarray]:
-        """The record cleaned once for each preprocessing its members use (``data.preprocessing``)."""
+        """The record cleaned once for each preprocessing its members use (``preprocess.preprocessing``)."""
         prepared: dict[tuple, np.ndarray] = {}
         for config in self.configs:
             if preprocessing(config) not in prepared:
@@ -98,8 +101,8 @@ def pieces(length: int, piece: int | None) -> list[tuple[int, int]]:
 
 def predict_probabilities(network: nn.Module, config: Config, signals, demographics: np.ndarray,
                           run_on: torch.device, batch_size: int = 20, long_records: str = LONG_RECORDS) -> np.ndarray:
-    """Class probabilities for clean signals (``data.clean``: a list, or a ``SignalStore`` read a batch at
-    a time) with their demographic inputs (records x ``models.N_DEMOGRAPHICS``), batching records of
+    """Class probabilities for clean signals (``preprocess.clean``: a list, or a ``SignalStore`` read a batch at
+    a time) with their demographic inputs (records x ``preprocess.N_DEMOGRAPHICS``), batching records of
     similar length. A record longer than the training crop is predicted as ``long_records`` says (its pieces
     join the batches, so the batches of the shorter records beside it change make-up, not their outputs
     beyond rounding: every operation is masked).
@@ -135,20 +138,10 @@ def predict_probabilities(network: nn.Module, config: Config, signals, demograph
     return probabilities / np.maximum(counts, 1)
 
 
-def decide(probabilities: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """0/1 labels: each class at its threshold, and the most probable class when none passes.
 
-    ``thresholds`` (classes) may carry leading axes, to decide several ways at once.
-    """
-    probabilities = np.atleast_2d(probabilities)
-    labels = probabilities >= np.asarray(thresholds)[..., None, :]
-    most_probable = np.eye(probabilities.shape[1], dtype=bool)[np.argmax(probabilities, axis=1)]
-    empty = ~labels.any(axis=-1, keepdims=True)
-    return np.where(empty, most_probable, labels).astype(np.int8)
-
-
-def classify(data: np.ndarray, header_lines: list[str], model: LoadedModel):
-    """``(labels, probabilities, classes)`` for one record; unreadable records get zeros.
+def classify(data: np.ndarray, header_lines: list[str], model: LoadedModel, thresholds: np.ndarray | None = None):
+    """``(labels, probabilities, classes)`` for one record, decided with the model's thresholds (or
+    ``thresholds``); unreadable records get zeros.
 
     An unreadable record is reported on stderr, once, and remembered in
     ``model.failures``; it never raises.
@@ -162,7 +155,8 @@ def classify(data: np.ndarray, header_lines: list[str], model: LoadedModel):
         print(f"error: record {name}: {reason}; its outputs are all 0", file=sys.stderr)
         zeros = np.zeros(len(model.classes))
         return zeros.astype(int), zeros, model.classes
-    return decide(probabilities, model.thresholds)[0], probabilities, model.classes
+    return decide(probabilities, model.thresholds if thresholds is None else thresholds)[0], probabilities, \
+        model.classes
 
 
 def answer_for(requested: list[str], labels: np.ndarray, probabilities: np.ndarray,
@@ -174,6 +168,47 @@ def answer_for(requested: list[str], labels: np.ndarray, probabilities: np.ndarr
     answers = [[column[c] for c in answering_classes(r, classes)] for r in requested]
     return (np.array([int(any(labels[j] for j in a)) for a in answers], dtype=int),
             np.array([max((float(probabilities[j]) for j in a), default=0.0) for a in answers]))
+
+
+@dataclass
+class LeadSetModel:
+    """A model as the 2021 contract loads it, once per lead set of the test headers: its networks, the
+    thresholds for that lead set, and the 2021 table's classes it answers."""
+    model: LoadedModel
+    lead_set: str               # the name in records.LEAD_SETS_2021 whose thresholds it decides with
+    thresholds: np.ndarray      # over ``model.classes``
+    classes: list[str]          # the 2021 table's, "|"-joined where codes are equivalent
+
+
+def load_for_leads(model_dir: str | Path, leads) -> LeadSetModel:
+    """The model of ``model_dir`` for records with these ``leads``: decided with the thresholds tuned for the 2021
+    metric on out-of-fold predictions made with that lead set's leads (``recipe``: ``thresholds_2021``); for
+    leads that are no 2021 set, the largest set among them. A model trained before those thresholds existed
+    decides with its 2020 thresholds, and says so."""
+    model = load_model(model_dir)
+    given = set(leads)
+    lead_set = next((name for name, chosen in LEAD_SETS_2021.items() if set(chosen) == given), None) or next(
+        (name for name, chosen in LEAD_SETS_2021.items() if set(chosen) <= given), "12 leads")
+    tuned = model.description.get("thresholds_2021", {})
+    if lead_set not in tuned:
+        print(f"note: {model_dir} has no thresholds tuned for {lead_set} and the 2021 metric: it decides with its "
+              "2020 thresholds (retrain to tune them)", file=sys.stderr)
+    thresholds = np.asarray(tuned.get(lead_set, model.thresholds), dtype=np.float64)
+    if thresholds.shape != (len(model.classes),):
+        raise ModelFileError(f"{model_dir}: {len(thresholds)} thresholds for {lead_set}, not one per class "
+                             f"({len(model.classes)})")
+    return LeadSetModel(model, lead_set, thresholds, load_weights(WEIGHTS_2021_FILE)[0])
+
+
+def classify_2021(header: str, recording: np.ndarray, model: LeadSetModel) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``(classes, labels, probabilities)`` over the 2021 table's classes for one record (``header``: the header
+    file's text; ``recording``: its raw ``val`` array, the header's leads only): each class answered by the
+    model's classes for any of its codes; a class the model cannot answer is 0 and negative. Never raises: a
+    record that cannot be read gets all zeros and one stderr line (``classify``)."""
+    header_lines = header.splitlines(keepends=True) if isinstance(header, str) else header
+    labels, probabilities, classes = classify(recording, header_lines, model.model, model.thresholds)
+    return (model.classes, scored_columns(np.asarray(labels, dtype=np.int64)[None], classes, model.classes)[0],
+            scored_columns(np.asarray(probabilities, dtype=np.float64)[None], classes, model.classes)[0])
 
 
 @dataclass

@@ -14,6 +14,8 @@ import re
 
 import numpy as np
 
+from .config import CHOICES
+
 NORMAL_CLASS = "426783006"  # sinus rhythm: the always-normal baseline of the Challenge metric
 EQUIVALENT_CLASSES = (
     ("713427006", "59118001"),   # complete right bundle branch block ~ right bundle branch block
@@ -21,9 +23,11 @@ EQUIVALENT_CLASSES = (
     ("427172004", "17338001"),   # premature ventricular contractions ~ ventricular premature beats
 )
 _REPRESENTATIVE = {code: group[0] for group in EQUIVALENT_CLASSES for code in group}
+# The 2021 table scores one more pair as one class: complete LBBB with LBBB, which a 2020 model learns as
+# 164909002. Its tuning scheme ("2021") reads 733534002 as that class.
+ALSO_EQUIVALENT_IN_2021 = {"733534002": "164909002"}
 
 CPSC_CLASSES = ("AF", "I-AVB", "LBBB", "Normal", "PAC", "PVC", "RBBB", "STD", "STE")
-SCHEMES = ("snomed", "cpsc")
 
 # One explicit table from SNOMED CT codes to the unofficial phase's classes.
 # LBBB includes complete (733534002) and incomplete (251120003) LBBB: CPSC 2018
@@ -80,17 +84,19 @@ def to_scheme(dx: list[str], scheme: str) -> set[str]:
     """The classes of ``scheme`` that a record's ``#Dx`` entries name.
 
     Unknown entries are dropped; the caller decides whether a record with none
-    left is usable.
+    left is usable. "2021" (a scoring scheme: the 2021 table) names a model's classes as "snomed" does.
     """
     if scheme == "snomed":
         return {representative(code) for code in dx}
+    if scheme == "2021":
+        return {representative(ALSO_EQUIVALENT_IN_2021.get(code, code)) for code in dx}
     if scheme == "cpsc":
         mapped = {SNOMED_TO_CPSC[code] for code in dx if code in SNOMED_TO_CPSC}
         mapped |= {code for code in dx if code in CPSC_CLASSES}
         if not mapped and dx and all(code in NORMAL_ECG_CODES for code in dx):
             mapped = {"Normal"}
         return mapped
-    raise ValueError(f"unknown label scheme {scheme!r}: use one of {', '.join(SCHEMES)}")
+    raise ValueError(f"unknown label scheme {scheme!r}: use one of {', '.join(CHOICES['labels'])}")
 
 
 def label_matrix(dx_lists: list[list[str]], classes: list[str], scheme: str) -> np.ndarray:
@@ -146,18 +152,53 @@ def known_labels(sources: list[str], labels: np.ndarray, carried: np.ndarray | N
     return known | labels
 
 
-def answering_classes(requested: str, known: list[str]) -> list[str]:
-    """The classes among ``known`` (a model's) that answer for class ``requested`` of another list.
+def answering_classes(requested: str, model_classes: list[str]) -> list[str]:
+    """The classes among ``model_classes`` that answer for class ``requested`` of another list.
 
     Itself; else its equivalent code; else through the SNOMED-to-CPSC table (a code
     for a CPSC class, or a CPSC class for the codes the table maps to it). None: [].
     """
-    if requested in known:
+    if requested in model_classes:
         return [requested]
-    if representative(requested) in known:
+    if representative(requested) in model_classes:
         return [representative(requested)]
-    if SNOMED_TO_CPSC.get(requested) in known:
+    if SNOMED_TO_CPSC.get(requested) in model_classes:
         return [SNOMED_TO_CPSC[requested]]
     if requested in CPSC_CLASSES:
-        return [c for c in known if SNOMED_TO_CPSC.get(c) == requested]
+        return [c for c in model_classes if SNOMED_TO_CPSC.get(c) == requested]
     return []
+
+
+def loss_mask(sources: list[str], dx_lists: list[list[str]], labels: np.ndarray, classes: list[str],
+              scheme: str) -> np.ndarray:
+    """Which labels are known (1) and which the loss leaves out (0): those a record's source (``sources``,
+    one per record) does not give (``known_labels``, each record's codes counted in ``scheme``) and those a
+    record's own codes leave undetermined (``undetermined_classes``)."""
+    carried = [len(to_scheme(dx, scheme)) for dx in dx_lists]
+    mask = known_labels(sources, labels, carried).astype(np.float32)
+    column = {c: j for j, c in enumerate(classes)}
+    for i, dx in enumerate(dx_lists):
+        for c in undetermined_classes(dx, scheme) & column.keys():
+            mask[i, column[c]] = 0
+    return mask
+
+
+def refuse_unlearnable_classes(classes: list[str], labels: np.ndarray, mask: np.ndarray, sources: list[str],
+                               told_by: str) -> None:
+    """Stop training where a class has no known positive or no known negative: its loss would teach the
+    network nothing of it (with class weights, its positives would weigh 0), and the model would answer it
+    anyway. ``told_by`` says where the sources came from, for the way out."""
+    sources = np.asarray(sources)
+    known, positive = np.asarray(mask) > 0, np.asarray(labels) > 0
+    for c, name in enumerate(classes):
+        for missing, present in (("negative", known[:, c] & ~positive[:, c]), ("positive", positive[:, c])):
+            if present.any():
+                continue
+            giving = sorted(set(sources[known[:, c]]))
+            raise ValueError(
+                f"class {name} has no record that counts as a {missing}: the sources that give it "
+                f"({', '.join(giving) or 'none'}) have no {missing} of it, and the others "
+                f"({', '.join(sorted(set(sources) - set(giving))) or 'none'}) do not label it. Sources come from "
+                f"{told_by} (Config.sources): where names spell diagnoses (AF00001, N00001) set "
+                '$CINC2020_CONFIG=\'{"sources": "one"}\' (one source) or "subfolder" (a folder per source); '
+                f"else train with records that carry {name} and records that do not")

@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .augment import LEAD_SETS_2021
-from .data import find_records
 from .inference import LoadedModel, classify, load_model
-from .records import RecordError, parse_header, read_record, with_leads
-from .scoring import bootstrap_intervals, headline, score_predictions
+from .intervals import bootstrap_intervals
+from .records import LEAD_SETS_2021, RecordError, find_records, parse_header, read_record, with_leads
+from .scoring import headline, score_predictions
 
 
 INTERVALS_BELOW = 1000  # records: fewer get 95 % bootstrap intervals
@@ -48,7 +47,7 @@ def labelled_records(headers: list[Path]) -> list[tuple[np.ndarray, list[str], l
 
 
 def score_lead_sets(model: LoadedModel, headers: list[Path], lead_sets=tuple(LEAD_SETS_2021)) -> dict[str, dict]:
-    """Per lead set (``lead_sets``, names of ``augment.LEAD_SETS_2021``): the headline score, macro AUROC, F-beta, G-beta and records scored (unreadable records are
+    """Per lead set (``lead_sets``, names of ``records.LEAD_SETS_2021``): the headline score, macro AUROC, F-beta, G-beta and records scored (unreadable records are
     left out), with 95 % bootstrap intervals of the headline and AUROC (``headline_95``, ``auroc_95``) when
     fewer than ``INTERVALS_BELOW`` records are scored."""
     scheme = model.configs[0].labels

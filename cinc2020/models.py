@@ -49,10 +49,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from .config import Config
+from .config import CHOICES, Config
+from .preprocess import N_DEMOGRAPHICS, N_LEADS
 
-N_LEADS = 12
-N_DEMOGRAPHICS = 4  # age / 100, age known, male, female
 LEAKY_SLOPE = 0.01
 
 
@@ -301,7 +300,7 @@ class SEResNet(nn.Module):
         return self.classify(head_inputs(masked_mean(x, mask), demographics, self.demographics))
 
 
-ARCHITECTURES = {"crnn": CRNN, "cnn_attention": CNNAttentionGRU, "se_resnet": SEResNet}
+ARCHITECTURES = dict(zip(CHOICES["model"], (CRNN, CNNAttentionGRU, SEResNet)))  # the names in CHOICES' order
 
 
 def build_model(config: Config, n_classes: int, n_auxiliary: int = 0) -> nn.Module:

@@ -32,9 +32,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.signal import butter, find_peaks, sosfiltfilt  # noqa: E402
 
-from .data import demographic_inputs, normalise, preprocessing  # noqa: E402
-from .inference import LoadedModel, decide, load_model  # noqa: E402
+from . import checkpoint  # noqa: E402
+from .decisions import decide  # noqa: E402
+from .inference import LoadedModel, load_model  # noqa: E402
 from .labels import representative  # noqa: E402
+from .preprocess import demographic_inputs, normalise, preprocessing  # noqa: E402
 from .records import STANDARD_LEADS, RecordError, parse_header, read_record, standard_leads  # noqa: E402
 from .scoring import Scores, challenge_confusion  # noqa: E402
 
@@ -281,6 +283,37 @@ def scored_run(scores: Scores, labels: np.ndarray, outputs: np.ndarray, title: s
 
 
 # --------------------------------------------------------------------------- command line
+
+def plot_history(history: list[dict], best_epoch: int, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    validated = "val_loss" in history[0]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(epochs, [h["train_loss"] for h in history], label="training")
+    if validated:
+        left.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    left.set(xlabel="epoch", ylabel="binary cross-entropy", title="Loss")
+    left.legend()
+    if validated:
+        for key, name in (("val_challenge_metric", "Challenge metric"), ("val_auroc", "macro AUROC"),
+                          ("val_f_beta", "F-beta")):
+            right.plot(epochs, [h[key] for h in history], label=name)
+        right.set(xlabel="epoch", title="Validation scores (thresholds 0.5)")
+        right.legend()
+    else:  # a refit, or val_fraction 0: nothing to validate on
+        right.plot(epochs, [h["lr"] for h in history])
+        right.set(xlabel="epoch", title="Learning rate at the end of each epoch")
+    for axis in (left, right):
+        axis.axvline(best_epoch, color="grey", linestyle=":", label="_kept")
+    left.annotate(f"kept: epoch {best_epoch}", (best_epoch, 0.98), xycoords=("data", "axes fraction"),
+                  ha="right", va="top", fontsize=8, color="grey")
+    figure.tight_layout()
+    checkpoint.atomic_write(path, lambda p: figure.savefig(p, dpi=100, format="png"))
+    plt.close(figure)
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

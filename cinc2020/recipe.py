@@ -33,21 +33,20 @@ import torch.distributed as dist
 
 from . import checkpoint
 from .config import Config
-from .crossval import OutOfFold, cross_validate, refuse_one_fold_without_validation, report
-from .data import TrainingSet, as_folders
+from .crossval import OutOfFold, cross_validate, report, report_2021
+from .data import TrainingSet
+from .decisions import tune_thresholds
+from .distributed import on_rank_zero, start_processes
 from .ensemble import cross_validated_stacking, fit_stacker, stacker_probabilities
-from .thresholds import tune_thresholds
 from .models import ARCHITECTURES
-from .train import fit, load_data, on_rank_zero, resume_mismatch, start_processes
+from .records import as_folders
+from .resume import resume_mismatch
+from .train import fit, load_data
 
 # One network is what the inference budget (50 records/s on 2 cores, bench/bench_entry.py) allows: the SE
 # attention network runs at about 60 records/s once loaded, four fold models at about 15.
 MODELS = ("cnn_attention",)
-# 4 fold models without a validation share (Config.val_fraction) beat 3 with one (docs/screening_2.md): the
-# thresholds and the estimate come from models closer to the refit. The refit's seed follows the fold count.
-FOLDS = 4
 STACKING = False  # the meta-classifier lost to the plain mean in an earlier comparison
-REFIT = True
 OUT_OF_FOLD_FILE = "out_of_fold.npz"
 WORK_FOLDER = "folds"        # inside the model folder while training: one model per architecture and fold
 CURVES_FOLDER = "training_curves"
@@ -95,6 +94,15 @@ def assemble(data: TrainingSet, configs: list[Config], oofs: list[OutOfFold], st
                           "networks": "one per architecture, refit on every record" if refits else "the fold models",
                           "combination": "stacking" if stacker is not None else "mean"},
                "cross_validation": report(data, OutOfFold(rows, combined, fold_of, []), configs[0])}
+    if oofs[0].reduced:  # the 2021 contract: thresholds per lead set, for the 2021 metric (team_code.py)
+        by_lead_set = {"12 leads": combined, **{
+            name: combined_out_of_fold([o.reduced[name] for o in oofs], labels, fold_of, stacking)[0]
+            for name in oofs[0].reduced}}
+        summary["thresholds_2021"] = {
+            name: tune_thresholds(p, [data.dx[i] for i in rows], data.classes, "2021", data.mask[rows] > 0)[0].tolist()
+            for name, p in by_lead_set.items()}
+        if len(np.unique(fold_of)) > 1:
+            summary["cross_validation_2021"] = report_2021(data, rows, fold_of, by_lead_set)
     return saved, summary
 
 
@@ -106,7 +114,9 @@ def save_model(model_dir: Path, saved: checkpoint.SavedModel, summary: dict, con
     np.savez_compressed(model_dir / OUT_OF_FOLD_FILE, names=np.array(data.names)[oofs[0].rows],
                         classes=np.array(data.classes), fold=oofs[0].fold_of,
                         models=np.array([c.model for c in configs]),
-                        probabilities=np.stack([o.probabilities for o in oofs]))
+                        probabilities=np.stack([o.probabilities for o in oofs]),
+                        **{f"probabilities_{name.replace(' ', '_')}": np.stack([o.reduced[name] for o in oofs])
+                           for name in oofs[0].reduced})
     curves = model_dir / CURVES_FOLDER
     shutil.rmtree(curves, ignore_errors=True)
     curves.mkdir()
@@ -117,42 +127,44 @@ def save_model(model_dir: Path, saved: checkpoint.SavedModel, summary: dict, con
             shutil.copyfile(refits[i] / "training_curves.png", curves / f"{config.model}-all-records.png")
 
 
-def refit(data: TrainingSet, config: Config, out_dir: Path, processes, resume: bool, source: str,
+def refit(data: TrainingSet, config: Config, out_dir: Path, processes, resume: bool, data_name: str,
           folds: int) -> Path:
     """One network trained on every record for ``config.epochs`` epochs (a finished one is kept on resume);
     its seed follows those of the ``folds`` fold models."""
     if resume and (out_dir / checkpoint.MODEL_FILE).exists():
-        if checkpoint.load(out_dir).members[0].config != config:
+        if not checkpoint.load(out_dir).members[0].config.same_results(config):
             raise resume_mismatch(out_dir)
     else:
         fit(data, np.arange(len(data.names)), np.array([], dtype=np.int64), config, out_dir, processes, resume,
-            f"{source} (every record)", seed=(folds, list(ARCHITECTURES).index(config.model)))
+            f"{data_name} (every record)", seed=(folds, list(ARCHITECTURES).index(config.model)))
     return out_dir
 
 
-def train_ensemble(train_dir, model_dir: str | Path, configs: list[Config], folds: int = FOLDS,
-                   stacking: bool = STACKING, resume: bool = False, refit_all: bool = REFIT,
-                   keep_networks: bool = False) -> dict:
-    """Train the recipe on the records of ``train_dir`` (one folder or several, searched with their
-    subfolders); save the model in ``model_dir``. ``keep_networks`` keeps every network trained (the fold
-    models and the refit) in ``model_dir/WORK_FOLDER``, each a model folder of its own, for experiments."""
+def train_ensemble(train_dir, model_dir: str | Path, configs: list[Config], stacking: bool = STACKING,
+                   resume: bool = False, keep_networks: bool = False) -> dict:
+    """Train the recipe (``Config.folds`` and ``Config.refit``, alike in every configuration) on the records of
+    ``train_dir`` (one folder or several, searched with their subfolders); save the model in ``model_dir``.
+    ``keep_networks`` keeps every network trained (the fold models and the refit) in ``model_dir/WORK_FOLDER``,
+    each a model folder of its own, for experiments."""
+    folds, refit_all = configs[0].folds, configs[0].refit
+    if any((c.folds, c.refit) != (folds, refit_all) for c in configs):
+        raise ValueError("the architectures' configurations set folds or refit differently: set them alike")
     for config in configs:  # refused before any record is read
-        if refit_all:
-            config.require_schedule_that_ends("a refit", " (or train without --refit)")
-        refuse_one_fold_without_validation(folds, config)
-    rank, world, run_on = start_processes()
+        config.check_trainable()
+    processes = start_processes()
     model_dir = Path(model_dir)
-    source = ", ".join(map(str, as_folders(train_dir)))
+    data_name = ", ".join(map(str, as_folders(train_dir)))
     datasets = [load_data(train_dir, config) for config in configs]
     if any(d.names != datasets[0].names or d.classes != datasets[0].classes for d in datasets):
         raise ValueError("the architectures' preprocessing kept different records")
     if any(d.auxiliary != datasets[0].auxiliary for d in datasets):
         raise ValueError("the architectures learn different auxiliary codes: set auxiliary_labels alike")
-    oofs = [cross_validate(data, config, folds, model_dir / WORK_FOLDER / config.model, (rank, world, run_on),
-                           resume, source, label=f"{config.model}: " if len(configs) > 1 else "")
+    oofs = [cross_validate(data, config, model_dir / WORK_FOLDER / config.model, processes,
+                           resume, data_name, label=f"{config.model}: " if len(configs) > 1 else "",
+                           lead_sets=config.labels == "snomed")  # the 2021 scorer reads SNOMED codes
             for data, config in zip(datasets, configs)]
-    refits = [refit(data, config, model_dir / WORK_FOLDER / config.model / "all", (rank, world, run_on), resume,
-                    source, folds) for data, config in zip(datasets, configs)] if refit_all else None
+    refits = [refit(data, config, model_dir / WORK_FOLDER / config.model / "all", processes, resume,
+                    data_name, folds) for data, config in zip(datasets, configs)] if refit_all else None
 
     def assemble_and_save() -> dict:  # the others have no out-of-fold predictions, and read nothing rank 0 wrote
         saved, summary = assemble(datasets[0], configs, oofs, stacking, refits)
@@ -167,7 +179,7 @@ def train_ensemble(train_dir, model_dir: str | Path, configs: list[Config], fold
               file=sys.stderr)
         return summary
 
-    summary = on_rank_zero(assemble_and_save, (rank, world, run_on), "assembling or saving the model") or {}
-    if world > 1:
+    summary = on_rank_zero(assemble_and_save, processes, "assembling or saving the model") or {}
+    if processes.world > 1:
         dist.destroy_process_group()
     return summary

@@ -10,8 +10,10 @@ cannot be read raises ``RecordError`` and nothing else.
 
 from __future__ import annotations
 
+import errno
 import functools
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -144,12 +146,25 @@ def _float(text: str, what: str) -> float:
         raise RecordError(f"{what} {text!r} is not a number") from None
 
 
+def machine_fault(error: BaseException) -> bool:
+    """Whether reading a record failed because of the machine (no permission, an I/O error, no memory), not
+    because of what the record holds: such a failure says nothing of the record and may pass."""
+    return isinstance(error, MemoryError) or (isinstance(error, OSError) and error.errno is not None
+                                               and error.errno != errno.ENOENT)
+
+
 def read_signal_file(path: str | Path) -> np.ndarray:
     """The ``val`` array (leads x samples) of a MATLAB file."""
     try:
         contents = loadmat(str(path))
     except FileNotFoundError:
         raise RecordError(f"{path}: no such signal file") from None
+    except MemoryError:
+        raise
+    except OSError as error:
+        if machine_fault(error):
+            raise
+        raise RecordError(f"{path}: not a readable MATLAB file ({type(error).__name__}: {error})") from None
     except Exception as error:  # scipy raises many types for a corrupt file
         raise RecordError(f"{path}: not a readable MATLAB file ({type(error).__name__}: {error})") from None
     if "val" not in contents:
@@ -166,6 +181,8 @@ def read_record(header_path: str | Path) -> tuple[np.ndarray, list[str]]:
     try:
         header_lines = header_path.read_text(errors="replace").splitlines(keepends=True)
     except OSError as error:
+        if machine_fault(error):
+            raise
         raise RecordError(f"{header_path}: cannot read header ({error.strerror})") from None
     data = read_signal_file(header_path.with_suffix(".mat"))
     return data.astype(np.float64), header_lines
@@ -295,3 +312,69 @@ def resample(signal: np.ndarray, fs_in: float, fs_out: float, chunk_values: int 
             index = newest[start:stop, None] + before - np.arange(taps)
             out[..., start:stop] = np.einsum("...kt,kt->...k", x[..., index], phases[phase[start:stop]])
     return out.astype(np.float32, copy=False)
+
+
+LEAD_SETS_2021 = {
+    "12 leads": STANDARD_LEADS,
+    "6 leads": ("I", "II", "III", "aVR", "aVL", "aVF"),
+    "4 leads": ("I", "II", "III", "V2"),
+    "3 leads": ("I", "II", "V2"),
+    "2 leads": ("I", "II"),
+}
+
+
+def as_folders(folders) -> list[Path]:
+    """One folder (a path) or several (a list) as a list of paths."""
+    return [Path(f) for f in folders] if isinstance(folders, (list, tuple)) else [Path(folders)]
+
+
+def find_records(folders) -> list[Path]:
+    """Header files in ``folders`` (one folder or several) and every folder below them, hidden ones aside,
+    sorted by record name, whether or not their signal file is readable.
+
+    The challenge's data comes as one archive a source, extracted side by side, or as a tree
+    (``training/<source>/g1/...``). A record name found twice is read once when both copies (header and
+    signal file) are byte-equal, and is an error naming both paths when they are not.
+    """
+    found: dict[str, Path] = {}
+    for folder in as_folders(folders):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is not a folder")
+        for path in header_files(folder):
+            earlier = found.setdefault(path.stem, path)
+            if earlier != path and earlier.resolve() != path.resolve() and not same_record(earlier, path):
+                raise ValueError(f"record {path.stem} is found twice with different contents: {earlier} and {path} "
+                                 "(train on folders that hold each record once)")
+    return [found[name] for name in sorted(found)]
+
+
+def header_files(folder: Path):
+    """The ``.hea`` files in ``folder`` and every folder below it, hidden names aside, as paths below ``folder``.
+    A linked folder is followed, each folder read once (a link back up the tree is not followed round again);
+    a folder that cannot be read is an error, never fewer records."""
+    def unreadable(error: OSError):
+        raise ValueError(f"cannot read the folder {error.filename} ({error.strerror}): its records would be left "
+                         "out; make it readable or leave it out of the training folders")
+
+    read = set()
+    for root, folders, files in os.walk(folder, onerror=unreadable, followlinks=True):
+        identity = (os.stat(root).st_dev, os.stat(root).st_ino)
+        if identity in read:
+            folders[:] = []
+            continue
+        read.add(identity)
+        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        for name in sorted(files):
+            path = Path(root) / name
+            if name.lower().endswith(".hea") and not name.startswith(".") and path.is_file():
+                yield path
+
+
+def same_record(first: Path, second: Path) -> bool:
+    """Whether two copies of a record have byte-equal header and signal files (absent alike counts as equal)."""
+    import filecmp
+
+    for a, b in ((first, second), (first.with_suffix(".mat"), second.with_suffix(".mat"))):
+        if a.exists() != b.exists() or (a.exists() and not filecmp.cmp(a, b, shallow=False)):
+            return False
+    return True

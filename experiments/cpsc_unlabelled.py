@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cinc2020.config import config_from_environment  # noqa: E402
-from cinc2020.crossval import cross_validate, refuse_one_fold_without_validation, report  # noqa: E402
-from cinc2020.data import development_and_test, load_training_set  # noqa: E402
-from cinc2020.train import start_processes  # noqa: E402
+from cinc2020.crossval import cross_validate, report  # noqa: E402
+from cinc2020.data import load_training_set  # noqa: E402
+from cinc2020.splits import development_and_test  # noqa: E402
+from cinc2020.distributed import start_processes  # noqa: E402
 
 PTBXL = ROOT.parent / "shared" / "data" / "ptbxl"
 # The recipe docs/cpsc_scheme.md was measured with, before the defaults became the screened recipe.
@@ -44,8 +45,8 @@ def main(argv=None):
     parser.add_argument("--page", type=Path, default=ROOT / "docs" / "cpsc_scheme.md", help="results page to write")
     args = parser.parse_args(argv)
     config = replace(config_from_environment(labels="cpsc", model="cnn_attention", epochs=args.epochs,
-                                             records_without_class="negative"), **RECIPE_OF_ITS_TIME)
-    refuse_one_fold_without_validation(args.folds, config)  # before the records are read
+                                             records_without_class="negative", folds=args.folds), **RECIPE_OF_ITS_TIME)
+    config.check_trainable(refit=False)  # before the records are read
     processes = start_processes()
     data = load_training_set(PTBXL, config)
     official = load_training_set(PTBXL, replace(config, labels="snomed"))
@@ -59,11 +60,11 @@ def main(argv=None):
     results = {}
     for policy, train_only in (("skip", None), ("negative", without_class)):
         policy_config = replace(config, records_without_class=policy)
-        oof = cross_validate(data, policy_config, args.folds, args.work_dir / policy, processes, resume=True,
-                             source=str(PTBXL), rows=with_class, label=f"{policy}: ", train_only=train_only)
-        if processes[0] == 0:  # under torchrun, rank 0 alone has the out-of-fold predictions
+        oof = cross_validate(data, policy_config, args.work_dir / policy, processes, resume=True,
+                             data_name=str(PTBXL), rows=with_class, label=f"{policy}: ", train_only=train_only)
+        if processes.rank == 0:  # under torchrun, rank 0 alone has the out-of-fold predictions
             results[policy] = report(data, oof, policy_config)
-    if processes[0] != 0:
+    if processes.rank != 0:
         return
     (args.work_dir / "cpsc_unlabelled.json").write_text(json.dumps(
         {"folds": args.folds, "epochs": args.epochs, "config": config.to_json(), "results": results}, indent=2))

@@ -5,7 +5,7 @@ trains it, on the development records alone.
     python experiments/evaluate_recipe.py WORK_DIR [--seed 1] [--leave-one-source-out [SOURCE ...]] [--report-only]
 
 The records of the development folders (../shared/data/ptbxl and ../shared/data/chapman) split per
-source as the screening split PTB-XL (``data.development_and_test``: 80 % to develop, 20 % that no choice
+source as the screening split PTB-XL (``splits.development_and_test``: 80 % to develop, 20 % that no choice
 has seen; PTB-XL's 1,220 test records are those of every earlier figure). WORK_DIR/development links the
 development records; the default recipe (``train_12ECG_classifier`` with no option) trains on it with
 ``--seed`` (default 1: folds and training seeds new to the screening, which used 0). Scored, per source,
@@ -50,15 +50,17 @@ sys.path.insert(0, str(ROOT))
 
 from cinc2020.checkpoint import MODEL_FILE  # noqa: E402
 from cinc2020.config import ENVIRONMENT_VARIABLE, Config, config_from_environment  # noqa: E402
-from cinc2020.data import development_and_test, find_records, load_training_set  # noqa: E402
-from cinc2020.inference import load_model  # noqa: E402
+from cinc2020.crossval import REDUCED_LEAD_SETS, WithLeads  # noqa: E402
+from cinc2020.data import load_training_set  # noqa: E402
+from cinc2020.decisions import cross_validated_outputs, decide, tune_thresholds  # noqa: E402
+from cinc2020.inference import load_model, predict_probabilities  # noqa: E402
+from cinc2020.intervals import bootstrap_intervals  # noqa: E402
 from cinc2020.labels import source_of  # noqa: E402
-from cinc2020.augment import LEAD_SETS_2021  # noqa: E402
 from cinc2020.lead_sets import INTERVALS_BELOW, labelled_records, score_lead_sets  # noqa: E402
-from cinc2020.recipe import FOLDS, MODELS, OUT_OF_FOLD_FILE, WORK_FOLDER  # noqa: E402
-from cinc2020.records import with_leads  # noqa: E402
-from cinc2020.scoring import bootstrap_intervals, score_predictions  # noqa: E402
-from cinc2020.thresholds import cross_validated_outputs  # noqa: E402
+from cinc2020.recipe import MODELS, OUT_OF_FOLD_FILE, WORK_FOLDER  # noqa: E402
+from cinc2020.records import LEAD_SETS_2021, find_records, with_leads  # noqa: E402
+from cinc2020.scoring import score_predictions  # noqa: E402
+from cinc2020.splits import development_and_test  # noqa: E402
 from train_12ECG_classifier import train_12ECG_classifier  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -73,7 +75,7 @@ PTBXL_PREFIX = "HR"  # the challenge's names for PTB-XL records
 # 484f3d3 (its 4,880 development records, the same 1,220 test records), and the model it shipped at commit
 # e306040 (all 6,100 PTB-XL records) on all 767 Chapman-Shaoxing records, which it never saw: that commit's
 # `driver.py model ../shared/data/chapman OUT` scored by `evaluate_12ECG_score.py ../shared/data/chapman OUT`,
-# the intervals by scoring.bootstrap_intervals.
+# the intervals by intervals.bootstrap_intervals.
 PTBXL_ONLY = {"commit": "484f3d3", "test": 0.562, "test_auroc": 0.915, "six_leads": 0.93}
 PTBXL_ONLY_ON_CHAPMAN = {"commit": "e306040", "trained": 6100, "records": 767, "headline": 0.376,
                          "headline_95": [0.35, 0.40], "auroc": 0.862, "auroc_95": [0.84, 0.89]}
@@ -94,7 +96,7 @@ def trained_with_the_defaults(model_dir: Path, seed: int) -> bool:
     """Whether the finished model in ``model_dir`` is the default recipe's, trained with ``seed``."""
     document = json.loads((model_dir / MODEL_FILE).read_text())
     configs = [Config.from_json(member["config"]) for member in document["members"]]
-    return (document["recipe"]["folds"] == FOLDS and [c.model for c in configs] == list(MODELS)
+    return (document["recipe"]["folds"] == Config().folds and [c.model for c in configs] == list(MODELS)
             and all(c == config_from_environment(model=c.model, seed=seed) for c in configs))
 
 
@@ -126,7 +128,7 @@ def train(records: list[Path], model_dir: Path, seed: int) -> float | None:
 def kept_networks(model_dir: Path) -> dict[str, Path]:
     """The networks the recipe trained for ``model_dir``, kept beside it: ``fold1`` ... and ``refit``."""
     work = model_dir / WORK_FOLDER / MODELS[0]
-    named = {f"fold{k}": work / f"fold{k}" for k in range(1, FOLDS + 1)} | {"refit": work / "all"}
+    named = {f"fold{k}": work / f"fold{k}" for k in range(1, Config().folds + 1)} | {"refit": work / "all"}
     return {name: folder for name, folder in named.items() if (folder / MODEL_FILE).exists()}
 
 
@@ -173,11 +175,12 @@ def cross_validated(model_dir: Path, development: Path) -> dict[str, dict]:
     saved = np.load(model_dir / OUT_OF_FOLD_FILE)
     classes, probabilities = list(saved["classes"]), saved["probabilities"].mean(axis=0)
     data = load_training_set(development, Config(), classes=classes)
-    rows = np.array([data.names.index(str(name)) for name in saved["names"]])
+    row_of = {name: i for i, name in enumerate(data.names)}
+    rows = np.array([row_of[str(name)] for name in saved["names"]])
     dx = [data.dx[i] for i in rows]
     outputs = cross_validated_outputs(probabilities, dx, classes, "snomed", saved["fold"],
                                       known=data.mask[rows] > 0)[0]
-    sources = np.array([source_of(data.names[i]) for i in rows])
+    sources = np.array([data.sources[i] for i in rows])
     results = {}
     for source in ["all", *sorted(set(sources))]:
         chosen = np.ones(len(rows), dtype=bool) if source == "all" else sources == source
@@ -189,6 +192,65 @@ def cross_validated(model_dir: Path, development: Path) -> dict[str, dict]:
         if chosen.sum() < INTERVALS_BELOW:
             intervals = bootstrap_intervals(chosen_dx, classes, outputs[chosen], probabilities[chosen], "snomed")
             results[source] |= {"headline_95": intervals["headline"], "auroc_95": intervals["auroc"]}
+    return results
+
+
+def lead_set_out_of_fold(model_dir: Path, development: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The out-of-fold probabilities per 2021 lead set (with the rows' fold), as the recipe saves them; for a model
+    trained before it saved them, predicted again by the kept fold networks on their held-out records."""
+    saved = np.load(model_dir / OUT_OF_FOLD_FILE)
+    found = {"12 leads": saved["probabilities"].mean(axis=0)}
+    slug = {name: f"probabilities_{name.replace(' ', '_')}" for name in REDUCED_LEAD_SETS}
+    if all(key in saved.files for key in slug.values()):
+        return saved["fold"], found | {name: saved[key].mean(axis=0) for name, key in slug.items()}
+    data = load_training_set(development, Config(), classes=list(saved["classes"]))
+    row_of = {name: i for i, name in enumerate(data.names)}
+    rows = np.array([row_of[str(name)] for name in saved["names"]])
+    networks = kept_networks(model_dir)
+    for name in REDUCED_LEAD_SETS:
+        found[name] = np.full_like(found["12 leads"], np.nan)
+    for fold in np.unique(saved["fold"]):
+        model = load_model(networks[f"fold{fold + 1}"])
+        held = rows[saved["fold"] == fold]
+        signals, person = data.signals.subset(held), data.demographics[held]
+        for name in REDUCED_LEAD_SETS:
+            found[name][saved["fold"] == fold] = predict_probabilities(
+                model.networks[0], model.configs[0], WithLeads(signals, LEAD_SETS_2021[name]), person, model.device)
+    return saved["fold"], found
+
+
+def results_2021(model_dir: Path, development: Path, work: Path) -> dict:
+    """The 2021 contract scored per lead set: thresholds tuned for the 2021 metric on each lead set's out-of-fold
+    probabilities (as the recipe tunes them now), applied to the shipped network's probabilities on the test
+    records read with that set's leads, per source and on the fixtures of other sources; beside it, the same
+    networks decided with the 2020 thresholds on every set, as before."""
+    fold_of, by_lead_set = lead_set_out_of_fold(model_dir, development)
+    saved_oof = np.load(model_dir / OUT_OF_FOLD_FILE)
+    classes = [str(c) for c in saved_oof["classes"]]
+    data = load_training_set(development, Config(), classes=classes)
+    row_of = {name: i for i, name in enumerate(data.names)}
+    rows = np.array([row_of[str(name)] for name in saved_oof["names"]])
+    dx, known = [data.dx[i] for i in rows], data.mask[rows] > 0
+    thresholds = {name: tune_thresholds(p, dx, classes, "2021", known)[0] for name, p in by_lead_set.items()}
+    thresholds_2020 = np.asarray(load_model(model_dir).thresholds)
+    results = {"thresholds_2021": {name: t.tolist() for name, t in thresholds.items()}, "scored": {}}
+    for group, file in (("test", "test.npz"), ("fixtures", "fixtures.npz")):
+        saved = np.load(work / "predictions" / file)
+        shipped = [str(n) for n in saved["networks"]].index("refit")
+        group_dx = [d.split(",") for d in saved["dx"]]
+        sources = np.array([source_of(str(n)) for n in saved["names"]]) if group == "test" else \
+            np.array(["other sources"] * len(group_dx))
+        read = ~np.isnan(np.stack([saved[k] for k in saved.files if k.startswith("probabilities")])).any(axis=(0, 1, 3))
+        for source in sorted(set(sources)):
+            mine = (sources == source) & read  # a record that failed in some set is left out of every set
+            chosen = [d for d, m in zip(group_dx, mine) if m]
+            for name in LEAD_SETS_2021:
+                probabilities = saved[f"probabilities_{name.replace(' ', '_')}"][shipped][mine]
+                entry = {"records": int(mine.sum())}
+                for how, used in (("2021", thresholds[name]), ("2020", thresholds_2020)):
+                    scores = score_predictions(chosen, classes, decide(probabilities, used), probabilities, "2021")
+                    entry |= {f"challenge_{how}_thresholds": scores.challenge_metric, "auroc": scores.auroc}
+                results["scored"].setdefault(f"{group}, {source}", {})[name] = entry
     return results
 
 
@@ -256,6 +318,18 @@ def write_results(path: Path, model_dir: Path, results: dict, minutes: float | N
         for trained_on, r in loso.items():
             lines.append(f"| {trained_on} ({r['trained']:,}) | {r['scored_on']} ({r['records']:,}) | "
                          f"{interval(r, 'headline')} | {interval(r, 'auroc')} |")
+    scored_2021 = results.get("2021", {}).get("scored")
+    if scored_2021:
+        lines += ["", "The 2021 contract (`team_code.py`): the same shipped network on the same records read with each 2021 "
+                  "lead set, scored by the 2021 scorer (26 classes). Decided with thresholds tuned for the 2021 metric on "
+                  "that lead set's out-of-fold probabilities (what `training_code` saves), against the 2020 thresholds "
+                  "on every set:", "",
+                  "| records | " + " | ".join(LEAD_SETS_2021) + " |", "|---|" + "---|" * len(LEAD_SETS_2021)]
+        for where, per_set in scored_2021.items():
+            full = per_set["12 leads"]["challenge_2021_thresholds"] or float("nan")
+            lines.append(f"| {where} ({per_set['12 leads']['records']:,}) | " + " | ".join(
+                f"{r['challenge_2021_thresholds']:.3f} ({r['challenge_2021_thresholds'] / full:.2f}x; 2020: "
+                f"{r['challenge_2020_thresholds']:.3f})" for r in per_set.values()) + " |")
     ptbxl = test.get("PTB-XL", {}).get("12 leads")
     if ptbxl:
         lines += ["", f"Against the recipe trained on PTB-XL alone (commit {PTBXL_ONLY['commit']}, the same split): on the "
@@ -364,7 +438,8 @@ def main(argv=None):
         model = load_model(model_dir)
         results = {"cv": cross_validated(model_dir, args.work_dir / "model-records"),
                    "test": {s: score_lead_sets(model, headers) for s, headers in by_source(test).items()},
-                   "fixtures": score_lead_sets(model, fixtures)}
+                   "fixtures": score_lead_sets(model, fixtures),
+                   "2021": results_2021(model_dir, args.work_dir / "model-records", args.work_dir)}
         loso = earlier.get("leave_one_source_out", {})
         if args.leave_one_source_out is not None:
             loso |= leave_one_source_out(args.work_dir, development, args.seed, args.leave_one_source_out)

@@ -10,7 +10,7 @@ training crop combined by their mean or max per class) this prints how far the l
 probabilities move from the 10-s record's (mean and 95th percentile of the absolute difference over
 records and classes) and how many of the model's 0/1 answers change, and the seconds a 30-minute
 record takes. Records: the first ``--records`` development records of each development source
-(PTB-XL and Chapman-Shaoxing, the first 80 % of ``data.development_and_test``), never the fixtures.
+(PTB-XL and Chapman-Shaoxing, the first 80 % of ``splits.development_and_test``), never the fixtures.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cinc2020.data import development_and_test, load_training_set  # noqa: E402
-from cinc2020.inference import decide, load_model, predict_probabilities  # noqa: E402
-from cinc2020.labels import source_of  # noqa: E402
+from cinc2020.data import load_training_set  # noqa: E402
+from cinc2020.splits import development_and_test  # noqa: E402
+from cinc2020.decisions import decide  # noqa: E402
+from cinc2020.inference import load_model, predict_probabilities  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 MINUTES = (2, 10, 30)
@@ -43,7 +44,7 @@ def main(argv=None):
     network, config = model.networks[0], model.configs[0]
     data = load_training_set([DATA / "ptbxl", DATA / "chapman"], config)
     development, _ = development_and_test(data.names, data.dx)
-    sources = np.array([source_of(name) for name in data.names])
+    sources = np.array(data.sources)
     rows = np.concatenate([development[sources[development] == s][: args.records] for s in sorted(set(sources))])
     signals = [data.signals[i] for i in rows]
     people = data.demographics[rows]

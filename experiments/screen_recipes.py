@@ -51,16 +51,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cinc2020.augment import LEAD_SETS_2021, keep_leads, lead_mask  # noqa: E402
+from cinc2020.augment import keep_leads, lead_mask  # noqa: E402
+from cinc2020.records import LEAD_SETS_2021  # noqa: E402
 from cinc2020.checkpoint import load as load_checkpoint  # noqa: E402
 from cinc2020.config import Config, config_from_environment  # noqa: E402
 from cinc2020.crossval import cross_validate  # noqa: E402
-from cinc2020.data import development_and_test, load_training_set  # noqa: E402
+from cinc2020.data import load_training_set  # noqa: E402
+from cinc2020.splits import development_and_test  # noqa: E402
 from cinc2020.inference import load_model, predict_probabilities  # noqa: E402
 from cinc2020.recipe import MODELS  # noqa: E402
 from cinc2020.scoring import score_predictions  # noqa: E402
-from cinc2020.thresholds import cross_validated_outputs  # noqa: E402
-from cinc2020.train import start_processes  # noqa: E402
+from cinc2020.decisions import cross_validated_outputs  # noqa: E402
+from cinc2020.distributed import start_processes  # noqa: E402
 
 PTBXL = ROOT.parent / "shared" / "data" / "ptbxl"
 FOLDS, EPOCHS, FOLD_SEED = 3, 8, 0
@@ -186,10 +188,9 @@ def seeded(name: str, seed: int) -> str:
 
 def screened_config(overrides: dict) -> tuple[int, Config]:
     """A run's number of folds (``FOLDS`` unless its overrides name ``folds``) and its configuration: the
-    defaults, ``EPOCHS`` epochs and a ``VAL_FRACTION`` share, then the run's other overrides."""
-    config_overrides = dict(overrides)
-    folds = config_overrides.pop("folds", FOLDS)
-    return folds, config_from_environment(**{"epochs": EPOCHS, "val_fraction": VAL_FRACTION, **config_overrides})
+    defaults, ``EPOCHS`` epochs, ``FOLDS`` folds and a ``VAL_FRACTION`` share, then the run's overrides."""
+    config = config_from_environment(**{"epochs": EPOCHS, "val_fraction": VAL_FRACTION, "folds": FOLDS, **overrides})
+    return config.folds, config
 
 
 def run(work: Path, name: str, overrides: dict, processes, report_only: bool = False) -> dict | None:
@@ -209,7 +210,7 @@ def run(work: Path, name: str, overrides: dict, processes, report_only: bool = F
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True).stdout.strip()
         started = time.time()
-        oof = cross_validate(data, config, folds, work / name, processes, resume=True, source=str(PTBXL),
+        oof = cross_validate(data, config, work / name, processes, resume=True, data_name=str(PTBXL),
                              rows=development, label=f"{name}: ", fold_seed=FOLD_SEED)
         reduced = {}
         for lead_set, leads in REDUCED.items():

@@ -4,8 +4,8 @@
     python experiments/unknown_labels.py [MODEL_DIR] [TRAIN_DIR ...]
 
 Reads a model's out-of-fold probabilities (``recipe.OUT_OF_FOLD_FILE``) and its training records' labels,
-tunes thresholds on the other folds twice (``thresholds.cross_validated_outputs``): blind, every label
-taken as given, and aware, the labels the records' sources do not give (``data.loss_mask``) counting neither
+tunes thresholds on the other folds twice (``decisions.cross_validated_outputs``): blind, every label
+taken as given, and aware, the labels the records' sources do not give (``labels.loss_mask``) counting neither
 as a hit nor as a miss, as training does. Prints the official scorer's figures of each, on the records' own
 labels, over all records and per source. Defaults: model/ and the two development folders.
 """
@@ -22,10 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 from cinc2020.checkpoint import load  # noqa: E402
 from cinc2020.data import load_training_set  # noqa: E402
-from cinc2020.labels import source_of  # noqa: E402
 from cinc2020.recipe import OUT_OF_FOLD_FILE  # noqa: E402
 from cinc2020.scoring import score_predictions  # noqa: E402
-from cinc2020.thresholds import cross_validated_outputs  # noqa: E402
+from cinc2020.decisions import cross_validated_outputs  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 
@@ -41,7 +40,7 @@ def main(argv=None):
     rows = np.array([row[str(name)] for name in saved["names"]])
     probabilities = saved["probabilities"].mean(axis=0)
     dx, classes, known = [data.dx[i] for i in rows], list(saved["classes"]), data.mask[rows] > 0
-    sources = np.array([source_of(data.names[i]) for i in rows])
+    sources = np.array([data.sources[i] for i in rows])
     print(f"{len(rows)} out-of-fold records of {model_dir}; {int((~known).sum())} labels unknown to their source; "
           "official scorer on the records' own labels, thresholds tuned on the other folds")
     for view, mask in (("blind", None), ("aware", known)):

@@ -39,3 +39,14 @@ def run_script(*args, cwd=ROOT, env=None):
     import subprocess
     return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, **(env or {})})
+
+
+def copy_records(headers, folder, rename=lambda name: name):
+    """Links to these records in ``folder`` under new names (the header's record line renamed too)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for header in headers:
+        name = rename(header.stem)
+        lines = header.read_text().splitlines(keepends=True)
+        (folder / f"{name}.hea").write_text(lines[0].replace(header.stem, name, 1)
+                                            + "".join(line.replace(f"{header.stem}.mat", f"{name}.mat") for line in lines[1:]))
+        (folder / f"{name}.mat").symlink_to(header.with_suffix(".mat"))

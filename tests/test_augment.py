@@ -2,9 +2,11 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLES
-from cinc2020.augment import LEAD_SETS_2021, augment, keep_leads, lead_mask, random_crop, training_input
+from cinc2020.augment import augment, keep_leads, lead_mask
+from cinc2020.batches import random_crop, training_input
+from cinc2020.records import LEAD_SETS_2021
 from cinc2020.config import Config
-from cinc2020.data import clean
+from cinc2020.preprocess import clean
 from cinc2020.records import STANDARD_LEADS, read_record
 
 LIMB = slice(0, 6)

@@ -1,3 +1,4 @@
+import errno
 import multiprocessing
 import os
 import shutil
@@ -7,9 +8,12 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES
-from cinc2020 import data as data_module
+from cinc2020 import cache as cache_module
+from cinc2020 import preprocess as preprocess_module
 from cinc2020.config import Config
-from cinc2020.data import cached_records, clean, load_training_set
+from cinc2020.cache import cached_records
+from cinc2020.data import load_training_set
+from cinc2020.preprocess import clean
 from cinc2020.records import read_record
 
 pytestmark = pytest.mark.shared_data
@@ -58,8 +62,8 @@ def test_cache_is_reused_until_something_changes(records, monkeypatch):
     def edited_bandpass(signal, fs, low_hz, high_hz):  # a fork's edit of the preprocessing: no filter at all
         return signal
 
-    monkeypatch.setattr(data_module, "bandpass", edited_bandpass)
-    monkeypatch.setattr(data_module, "available_cpus", lambda: 1)  # one process: the edited code runs
+    monkeypatch.setattr(preprocess_module, "bandpass", edited_bandpass)
+    monkeypatch.setattr(cache_module, "available_cpus", lambda: 1)  # one process: the edited code runs
     store, *_ = cached_records(records, Config(bandpass_hz=(0.5, 45.0)))  # that setting's cache is replaced
     after = cache_folders(records)
     assert len(after) == 2 and first in after and after != before
@@ -79,9 +83,9 @@ def test_changed_or_new_records_rebuild_the_cache(records):
 
 
 def test_failed_build_leaves_no_cache(records, monkeypatch):
-    monkeypatch.setattr(data_module, "available_cpus", lambda: 1)  # one process: the patched clean runs
+    monkeypatch.setattr(cache_module, "available_cpus", lambda: 1)  # one process: the patched clean runs
     calls = {"n": 0}
-    real = data_module.clean
+    real = cache_module.clean
 
     def failing(*args):
         calls["n"] += 1
@@ -89,18 +93,18 @@ def test_failed_build_leaves_no_cache(records, monkeypatch):
             raise KeyboardInterrupt  # as if the run were stopped halfway
         return real(*args)
 
-    monkeypatch.setattr(data_module, "clean", failing)
+    monkeypatch.setattr(cache_module, "clean", failing)
     with pytest.raises(KeyboardInterrupt):
         cached_records(records, Config())
     assert cache_folders(records) == []
-    monkeypatch.setattr(data_module, "clean", real)
+    monkeypatch.setattr(cache_module, "clean", real)
     assert len(load_training_set(records, Config()).names) == 12
 
 
 def build_alongside(records, cache, calls):
     """One of two runs started at once on the same folder (a spawned process)."""
     os.environ["CINC2020_CACHE"] = str(cache)
-    real = data_module.clean
+    real = cache_module.clean
 
     def slow_clean(*args):
         with open(calls, "a") as log:
@@ -108,8 +112,8 @@ def build_alongside(records, cache, calls):
         time.sleep(0.05)  # keep both runs inside the build at once
         return real(*args)
 
-    data_module.clean = slow_clean
-    data_module.available_cpus = lambda: 1  # build in this process, where clean is patched
+    cache_module.clean = slow_clean
+    cache_module.available_cpus = lambda: 1  # build in this process, where clean is patched
     store, names, *_ = cached_records(records, Config())
     return names, [store[i].sum() for i in range(len(store))]
 
@@ -139,7 +143,7 @@ def test_a_cache_removed_by_another_run_stays_readable(records):
 def test_parallel_build_equals_the_serial_one(records, monkeypatch):
     built = {}
     for workers in (1, 2):
-        monkeypatch.setattr(data_module, "available_cpus", lambda: workers)
+        monkeypatch.setattr(cache_module, "available_cpus", lambda: workers)
         monkeypatch.setenv("CINC2020_CACHE", str(records.parent / f"cache-{workers}"))
         cached_records(records, Config())
         (folder,) = [p for p in (records.parent / f"cache-{workers}").iterdir() if not p.name.startswith(".")]
@@ -178,15 +182,39 @@ def test_a_killed_build_is_removed_by_the_next_build(records):
 
 
 def test_an_unexpected_error_in_one_record_is_that_records_failure(records, monkeypatch):
-    monkeypatch.setattr(data_module, "available_cpus", lambda: 1)  # one process: the patched clean runs
-    real = data_module.clean
+    monkeypatch.setattr(cache_module, "available_cpus", lambda: 1)  # one process: the patched clean runs
+    real = cache_module.clean
 
     def failing_on_e00001(data, header_lines, config):
         if header_lines[0].startswith("E00001"):
             raise ZeroDivisionError("a fork's bug")
         return real(data, header_lines, config)
 
-    monkeypatch.setattr(data_module, "clean", failing_on_e00001)
+    monkeypatch.setattr(cache_module, "clean", failing_on_e00001)
     store, names, *_, skipped = cached_records(records, Config())
     assert len(names) == 11 and "E00001" not in names
     assert skipped == {"E00001": "unexpected ZeroDivisionError: a fork's bug"}
+
+
+@pytest.mark.parametrize("fault", [PermissionError(errno.EACCES, "Permission denied"),
+                                   OSError(errno.EIO, "Input/output error"), MemoryError()])
+def test_a_record_the_machine_could_not_read_is_read_again_next_time(records, monkeypatch, capsys, fault):
+    """A permission or I/O error, or no memory, says nothing of the record: this run skips it, the next reads
+    it (chmod changes neither size nor modification time, so a cache that remembered it would keep it
+    skipped). As root permissions refuse nothing: the fault is injected."""
+    monkeypatch.setattr(cache_module, "available_cpus", lambda: 1)  # one process: the patched reader runs
+    real = cache_module.read_record
+
+    def faulty(path):
+        if path.stem == "E00001":
+            raise fault
+        return real(path)
+
+    monkeypatch.setattr(cache_module, "read_record", faulty)
+    _, names, *_, skipped = cached_records(records, Config())
+    assert "E00001" not in names and "E00001" in skipped
+    assert "could not be read because of the machine" in capsys.readouterr().err
+    monkeypatch.setattr(cache_module, "read_record", real)
+    _, names, *_, skipped = cached_records(records, Config())
+    assert "E00001" in names and not skipped
+    assert len(cache_folders(records)) == 1  # the faulty build was used once and kept nowhere

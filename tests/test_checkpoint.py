@@ -34,7 +34,7 @@ def test_round_trip_gives_identical_predictions(saved):
     data, lines = read_record(FIXTURES / "cinc_snomed" / "A0002.hea")
     labels, scores, classes = classify(data, lines, loaded)
     network.eval()
-    from cinc2020.data import prepare
+    from cinc2020.preprocess import prepare
     x = torch.from_numpy(prepare(data, lines, Config()))[None]
     with torch.no_grad():
         expected = torch.sigmoid(network(x, torch.tensor([x.shape[-1]])))[0].numpy()

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -7,14 +8,18 @@ import torch
 from conftest import FIXTURES, run_script
 from cinc2020 import crossval
 from cinc2020.config import Config
+from cinc2020.distributed import Processes
 from cinc2020.crossval import cross_validate
-from cinc2020.data import load_training_set, stratified_folds
-from cinc2020.inference import decide
+from cinc2020.data import load_training_set
+from cinc2020.splits import stratified_folds
+from cinc2020.decisions import decide
 from cinc2020.labels import CPSC_CLASSES
-from cinc2020.scoring import read_dx, score_predictions
+from cinc2020.scorer import read_dx
+from cinc2020.scoring import score_predictions
 from cinc2020.train import fit as real_fit
 
 pytestmark = pytest.mark.shared_data
+ON_THE_CPU = Processes(0, 1, torch.device("cpu"))  # one process
 
 
 def test_cross_validation_predicts_every_record_out_of_fold(tmp_path):
@@ -49,7 +54,7 @@ def test_training_only_rows_train_every_fold_and_are_never_predicted(tmp_path, m
     monkeypatch.setattr(crossval, "fit", lambda data, train_rows, val_rows, *rest, **named: trained.append(
         (set(train_rows.tolist()), set(val_rows.tolist()))) or real_fit(data, train_rows, val_rows, *rest))
     rows, extra = np.arange(12), np.arange(12, 18)
-    oof = cross_validate(data, config, 3, tmp_path, (0, 1, torch.device("cpu")), rows=rows, train_only=extra)
+    oof = cross_validate(data, replace(config, folds=3), tmp_path, ON_THE_CPU, rows=rows, train_only=extra)
     assert sorted(oof.rows.tolist()) == rows.tolist()                    # only ``rows`` are predicted
     for fold, (train_rows, val_rows) in enumerate(trained):
         held_out = set(oof.rows[oof.fold_of == fold].tolist())
@@ -60,7 +65,7 @@ def test_training_only_rows_train_every_fold_and_are_never_predicted(tmp_path, m
 def test_without_a_validation_part_each_fold_trains_on_all_its_records_and_keeps_its_last_epoch(tmp_path):
     config = Config(model="crnn", labels="cpsc", epochs=2, batch_size=4, val_fraction=0.0)
     data = load_training_set(FIXTURES / "cpsc_text", config)
-    oof = cross_validate(data, config, 3, tmp_path, (0, 1, torch.device("cpu")))
+    oof = cross_validate(data, replace(config, folds=3), tmp_path, ON_THE_CPU)
     assert sorted(oof.rows.tolist()) == list(range(18))
     # the same folds as with a validation part, so that runs with and without one compare record by record
     np.testing.assert_array_equal(oof.fold_of, stratified_folds(data.labels, [1.0] * 3, config.seed))
@@ -70,4 +75,4 @@ def test_without_a_validation_part_each_fold_trains_on_all_its_records_and_keeps
         assert document["training_data"]["validation_records"] == 0
         assert document["validation"]["epoch"] == len(document["history"]) == 2
     with pytest.raises(ValueError, match="two folds or more"):  # one fold would predict no record out of fold
-        cross_validate(data, config, 1, tmp_path / "one", (0, 1, torch.device("cpu")))
+        cross_validate(data, replace(config, folds=1), tmp_path / "one", ON_THE_CPU)

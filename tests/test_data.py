@@ -4,10 +4,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DATA, FIXTURES
+from conftest import DATA, FIXTURES, copy_records
 from cinc2020.config import Config
-from cinc2020.data import (auxiliary_codes, collate, development_and_test, duration_batches, find_records,
-                           load_training_set, loss_mask, prepare, stratified_folds)
+from cinc2020.batches import collate, duration_batches
+from cinc2020.data import ONE_SOURCE, auxiliary_codes, load_training_set, sources_of
+from cinc2020.labels import loss_mask
+from cinc2020.preprocess import prepare
+from cinc2020.records import find_records
+from cinc2020.splits import development_and_test, stratified_folds
 from cinc2020.labels import source_of
 from cinc2020.records import read_record
 
@@ -137,14 +141,14 @@ def test_loss_mask_for_unnamed_sources_and_ventricular_ectopics():
     names = ["rec1", "rec2", "E00001", "E00002", "1", "2"]
     dx = [["426783006"], ["164884008", "426783006"], ["164884008"], ["17338001"], ["164889003"], ["426783006"]]
     labels = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0]], dtype=np.float32)
-    mask = loss_mask(names, dx, labels, classes, "snomed")
+    mask = loss_mask([source_of(n) for n in names], dx, labels, classes, "snomed")
     np.testing.assert_array_equal(mask, [[1, 0, 0],      # source "rec" writes sinus rhythm alone
                                          [1, 0, 0],      # ventricular ectopics: PVC undetermined anyway
                                          [0, 0, 0],      # Georgia labels no sinus rhythm or AF here; PVC undetermined
                                          [0, 0, 1],
                                          [1, 1, 0],      # names without a prefix: one source of their own
                                          [1, 1, 0]])
-    assert (loss_mask(names, dx, labels, classes, "cpsc")[:2] == mask[:2]).all()  # no PVC rule in that scheme
+    assert (loss_mask([source_of(n) for n in names], dx, labels, classes, "cpsc")[:2] == mask[:2]).all()  # no PVC rule in that scheme
 
 
 @pytest.mark.shared_data
@@ -243,3 +247,20 @@ def test_a_source_added_to_the_development_records_moves_no_ptbxl_record():
         assert ptbxl == [alone.names[i] for i in splits[0][part]]
     chapman_test = [both.names[i] for i in splits[1][1] if both.names[i].startswith("JS")]
     assert 140 <= len(chapman_test) <= 168          # a fifth of Chapman-Shaoxing's 767
+
+
+@pytest.mark.shared_data
+def test_sources_come_from_name_prefixes_subfolders_or_nowhere(tmp_path):
+    """The 2021 layout, training/<source>/...: Ningbo and Chapman-Shaoxing share the JS prefix, and only their
+    folders tell them apart."""
+    headers = find_records(DATA / "chapman")[:6]
+    copy_records(headers[:3], tmp_path / "training" / "chapman_shaoxing")
+    copy_records(headers[3:], tmp_path / "training" / "ningbo" / "g1", rename=lambda n: n.replace("JS", "JS9"))
+    copy_records(find_records(DATA / "ptbxl")[:2], tmp_path / "training")  # directly in the folder given
+    names = [h.stem for h in find_records(tmp_path / "training")]
+    assert sources_of(names, tmp_path / "training", "name_prefix") == ["PTB-XL"] * 2 + ["Chapman-Shaoxing"] * 6
+    assert sources_of(names, tmp_path / "training", "subfolder") == ["training"] * 2 + ["chapman_shaoxing"] * 3 + \
+        ["ningbo"] * 3
+    assert set(sources_of(names, tmp_path / "training", "one")) == {ONE_SOURCE}
+    data = load_training_set(tmp_path / "training", Config(sources="subfolder", min_positives=1))
+    assert data.sources == sources_of(data.names, tmp_path / "training", "subfolder")

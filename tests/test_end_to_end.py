@@ -1,21 +1,23 @@
 """train_model.py -> driver.py -> evaluate_12ECG_score.py on real fixture records, as a team runs them."""
 
+import csv
 import json
 import shutil
 
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, ROOT, run_script
+from conftest import DATA, FIXTURES, ROOT, copy_records, run_script
 from cinc2020.config import Config
 from cinc2020.data import load_training_set
 from cinc2020.ensemble import combine
 from cinc2020.labels import CPSC_CLASSES
 from cinc2020.recipe import train_ensemble
-from cinc2020.thresholds import tune_thresholds
-from cinc2020.scoring import evaluate_directories, find_pairs, read_dx, score_predictions
+from cinc2020.decisions import tune_thresholds
+from cinc2020.scorer import evaluate_directories, find_pairs, read_dx
+from cinc2020.scoring import score_predictions
 
-QUICK = json.dumps({"epochs": 2, "min_positives": 1})
+QUICK = json.dumps({"epochs": 2, "min_positives": 1, "sources": "one"})  # 2 records a source: one source
 
 
 def read_outputs(folder):
@@ -208,10 +210,9 @@ def test_training_on_a_folder_without_labels_stops_clearly(tmp_path):
 def test_plans_that_cannot_work_are_refused_before_any_record_is_read(tmp_path):
     missing = tmp_path / "no such folder"  # reading it would fail otherwise, and differently
     with pytest.raises(ValueError, match="two folds or more"):
-        train_ensemble(missing, tmp_path / "model", [Config(val_fraction=0.0)], folds=1)
+        train_ensemble(missing, tmp_path / "model", [Config(val_fraction=0.0, folds=1)])
     with pytest.raises(ValueError, match="a refit keeps its last epoch"):
-        train_ensemble(missing, tmp_path / "model", [Config(schedule="constant", val_fraction=0.2)],
-                       refit_all=True)
+        train_ensemble(missing, tmp_path / "model", [Config(schedule="constant", val_fraction=0.2, refit=True)])
 
 
 @pytest.mark.shared_data
@@ -230,3 +231,39 @@ def test_a_model_trains_and_classifies_at_500_hz(tmp_path):
     result = run_script(ROOT / "driver.py", model, FIXTURES / "cinc_snomed", outputs)
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(read_outputs(outputs)) == 12
+
+
+def diagnosis_named_records(folder):
+    """40 PTB-XL records named after their diagnosis, as private sets often are: 20 AF*, 20 N* (normal)."""
+    rows = list(csv.DictReader((DATA / "ptbxl" / "INDEX.csv").open()))
+    af = [r["record"] for r in rows if "164889003" in r["dx"].split(",")][:20]
+    normal = [r["record"] for r in rows if r["dx"] == "426783006"][:20]
+    for prefix, names in (("AF", af), ("N", normal)):
+        copy_records([DATA / "ptbxl" / f"{n}.hea" for n in names], folder, rename=lambda n, p=prefix: p + n[2:])
+    return folder
+
+
+@pytest.mark.shared_data
+def test_names_that_spell_diagnoses_stop_training_with_the_way_out(tmp_path):
+    """Each name prefix would be its own source, and AF would have no record that counts as a negative: a
+    model that learned nothing of it would be saved. Training stops, naming the class, the sources and the
+    way out; the way out trains."""
+    records = diagnosis_named_records(tmp_path / "records")
+    settings = {"epochs": 1, "folds": 2, "refit": False}
+    refused = run_script(ROOT / "train_model.py", records, tmp_path / "model",
+                         env={"CINC2020_CONFIG": json.dumps(settings)})
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "records per source (sources from the letters the record names start with): AF 20, N 20" in refused.stderr
+    assert "class 164889003 has no record that counts as a negative" in refused.stderr
+    assert "(AF)" in refused.stderr and '"sources": "one"' in refused.stderr
+    assert not (tmp_path / "model" / "model.json").exists()
+
+    trained = run_script(ROOT / "train_model.py", records, tmp_path / "model",
+                         env={"CINC2020_CONFIG": json.dumps({**settings, "sources": "one"})})
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    document = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert len(document["members"]) == 2  # folds and refit from the configuration: the organisers' call has no options
+    for member in document["members"]:
+        assert member["positive_weights"]["164889003"] > 0
+        assert member["training_data"]["records_per_source"] == {"every record": 40}
+        assert member["training_data"]["positives_per_class"]["164889003"] == 10  # its fold's training records

@@ -8,9 +8,10 @@ from conftest import FIXTURES
 from cinc2020 import checkpoint
 from cinc2020.checkpoint import ModelFileError
 from cinc2020.config import config_from_environment
-from cinc2020.data import prepare
+from cinc2020.preprocess import prepare
 from cinc2020.ensemble import combine, cross_validated_stacking, fit_stacker, stacker_probabilities
-from cinc2020.inference import classify, decide, load_model
+from cinc2020.decisions import decide
+from cinc2020.inference import classify, load_model
 from cinc2020.models import build_model
 from cinc2020.records import read_record
 

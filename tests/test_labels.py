@@ -194,12 +194,22 @@ def test_label_rules_on_the_development_sources():
 def test_a_class_written_alone_is_unknown_beside_unscored_codes_too():
     """CPSC's PVC, STD and STE records carry only unscored codes in the official scheme: no class, yet not
     'nothing else'. Sinus rhythm is unsaid on them as on its AF records."""
-    from cinc2020.data import loss_mask
+    from cinc2020.labels import loss_mask
 
     classes = [SINUS, AF]
     names = [f"A{i:04d}" for i in range(12)] + [f"HR{i:05d}" for i in range(10)]
     dx = [[SINUS]] * 6 + [[AF]] * 3 + [["164884008"]] * 3 + [[SINUS, AF]] * 5 + [[SINUS, "164865005"]] * 5
     labels = np.array([[c in d for c in classes] for d in dx], dtype=np.float32)
-    mask = loss_mask(names, dx, labels, classes, "snomed")
+    mask = loss_mask([source_of(n) for n in names], dx, labels, classes, "snomed")
     np.testing.assert_array_equal(mask[:12, 0], [1] * 6 + [0] * 6)    # CPSC: sinus known on its Normal records
     assert mask[12:].all() and mask[:12, 1].all()
+
+
+def test_the_2021_scheme_reads_each_class_of_the_2021_table_as_one_model_class():
+    """Every code of a "|"-joined class of weights_2021.csv names one class of a model (733534002, complete
+    LBBB, is the 2020 LBBB class there), so that tuning for the 2021 metric and the 2021 scorer agree."""
+    from cinc2020.scoring import WEIGHTS_2021_FILE, load_weights
+
+    for name in load_weights(WEIGHTS_2021_FILE)[0]:
+        assert len({frozenset(to_scheme([code], "2021")) for code in name.split("|")}) == 1, name
+    assert to_scheme(["733534002"], "snomed") == {"733534002"}  # the 2020 scheme keeps them apart

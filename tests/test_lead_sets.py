@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SAMPLES, run_script
-from cinc2020.data import find_records
+from cinc2020.records import find_records
 from cinc2020.inference import load_model
 from cinc2020.lead_sets import score_lead_sets
-from cinc2020.scoring import read_run, score_run
+from cinc2020.scorer import read_run, score_run
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from cinc2020 import plot
 from cinc2020.ensemble import combine
 from cinc2020.inference import load_model
 from cinc2020.records import STANDARD_LEADS, parse_header, read_record, standard_leads
-from cinc2020.scoring import challenge_confusion, challenge_metric, read_run
+from cinc2020.scorer import read_run
+from cinc2020.scoring import challenge_confusion, challenge_metric
 
 
 @pytest.fixture(scope="module")

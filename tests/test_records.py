@@ -1,12 +1,16 @@
+import errno
 import math
+import os
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.io import savemat
 
 from conftest import DATA, FIXTURES, SAMPLES
-from cinc2020.records import (STANDARD_LEADS, RecordError, parse_header, read_record, resample,
+from cinc2020 import records as records_module
+from cinc2020.records import (STANDARD_LEADS, RecordError, find_records, parse_header, read_record, resample,
                               standard_leads, with_leads)
 
 SNOMED = FIXTURES / "cinc_snomed"
@@ -183,3 +187,57 @@ def test_a_limb_lead_stored_as_zeros_is_derived_too():
     data = data.copy()
     data[2:6] = 0  # III, aVR, aVL, aVF written as zeros, as reduced-lead sets are often stored
     np.testing.assert_allclose(standard_leads(data, parse_header(lines))[:6], full[:6], atol=3e-3)
+
+
+def linked_tree(tmp_path, records):
+    """A training folder with 20 records of its own and a linked subfolder holding 20 more."""
+    own, elsewhere = tmp_path / "training" / "own", tmp_path / "elsewhere"
+    for folder, chosen in ((own, records[:20]), (elsewhere, records[20:40])):
+        folder.mkdir(parents=True)
+        for header in chosen:
+            for path in (header, header.with_suffix(".mat")):
+                (folder / path.name).symlink_to(path)
+    (tmp_path / "training" / "linked").symlink_to(elsewhere, target_is_directory=True)
+    return tmp_path / "training"
+
+
+@pytest.mark.shared_data
+def test_a_linked_subfolder_is_followed_and_a_link_back_up_is_read_once(tmp_path):
+    records = find_records(DATA / "ptbxl")[:40]
+    training = linked_tree(tmp_path, records)
+    (tmp_path / "elsewhere" / "loop").symlink_to(training, target_is_directory=True)  # round and round
+    assert [p.stem for p in find_records(training)] == [p.stem for p in records]
+
+
+@pytest.mark.shared_data
+def test_a_folder_that_cannot_be_read_is_an_error_not_fewer_records(tmp_path, monkeypatch):
+    training = linked_tree(tmp_path, find_records(DATA / "ptbxl")[:40])
+    real = os.scandir
+
+    def refusing(path="."):  # as root, chmod refuses nothing: the fault is injected
+        if Path(path).name == "linked":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    with pytest.raises(ValueError, match="cannot read the folder .*linked \\(Permission denied\\)"):
+        find_records(training)
+
+
+@pytest.mark.parametrize("fault", [PermissionError(errno.EACCES, "Permission denied"),
+                                   OSError(errno.EIO, "Input/output error"), MemoryError()])
+def test_a_machine_fault_while_reading_is_no_record_error(tmp_path, monkeypatch, fault):
+    """The record is not to blame: the fault passes up (the cache then does not remember it, the driver
+    still answers the record with zeros), where a corrupt file is the record's RecordError."""
+    (tmp_path / "r.hea").write_text(header_text())
+    savemat(tmp_path / "r.mat", {"val": np.zeros((12, 5000), dtype=np.int16)}, format="4")
+
+    def failing(*args, **kwargs):
+        raise fault
+
+    monkeypatch.setattr(records_module, "loadmat", failing)
+    with pytest.raises(type(fault)):
+        read_record(tmp_path / "r.hea")
+    monkeypatch.setattr(records_module, "loadmat", lambda *a, **k: (_ for _ in ()).throw(OSError("not a MATLAB file")))
+    with pytest.raises(RecordError, match="not a readable MATLAB file"):
+        read_record(tmp_path / "r.hea")

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from conftest import SAMPLES
 from cinc2020.config import Config
-from cinc2020.data import prepare
+from cinc2020.preprocess import prepare
 from cinc2020.records import RecordError, parse_header, read_signal_file, standard_leads
 
 REAL_HEADER = (SAMPLES / "A0002.hea").read_text()

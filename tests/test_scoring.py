@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SCORER_CASES, SHARED_SCORER_CASES, run_script
-from cinc2020.scoring import (ScoringError, auc, challenge_metric, evaluate_directories, load_weights,
-                              score_official)
+from cinc2020.scorer import evaluate_directories
+from cinc2020.scoring import ScoringError, auc, challenge_metric, load_weights, score_official
 
 CASES = [(SCORER_CASES / "official_small", "official"),
          pytest.param(SHARED_SCORER_CASES / "official_quirks", "official", marks=pytest.mark.shared_data),
@@ -125,7 +125,7 @@ def test_weights_merge_equivalent_pairs():
 
 
 def test_equivalent_outputs_merge_with_nan_rules():
-    from cinc2020.scoring import outputs_to_arrays
+    from cinc2020.scorer import outputs_to_arrays
     classes = ["713427006", "426783006"]
     names = ["713427006", "59118001", "426783006"]
     parsed = [
@@ -138,25 +138,3 @@ def test_equivalent_outputs_merge_with_nan_rules():
     binary, scalar = outputs_to_arrays(parsed, classes, merge_equivalents=True)
     assert binary.tolist() == [[True, True], [False, False], [True, False], [False, True], [False, False]]
     np.testing.assert_allclose(scalar, [[0.4, 0.9], [0, 0], [0, 0.2], [0.4, 0.1], [0, 0]])
-
-
-def test_bootstrap_intervals_narrow_with_more_records_and_repeat_with_the_seed():
-    from cinc2020.scoring import bootstrap_intervals, score_predictions
-    classes = ["164889003", "426783006", "270492004"]
-    rng = np.random.default_rng(0)
-
-    def draw(n):
-        truth = rng.random((n, 3)) < 0.3
-        dx = [[c for c, t in zip(classes, row) if t] or ["426783006"] for row in truth]
-        scores = np.clip(0.4 * truth + rng.uniform(0, 0.6, truth.shape), 0, 1)
-        return dx, (scores > 0.5).astype(int), scores
-
-    small, large = draw(60), draw(600)
-    widths = []
-    for dx, outputs, scores in (small, large):
-        first = bootstrap_intervals(dx, classes, outputs, scores, "snomed", draws=200)
-        assert first == bootstrap_intervals(dx, classes, outputs, scores, "snomed", draws=200)
-        point = score_predictions(dx, classes, outputs, scores, "snomed")
-        assert first["headline"][0] <= point.challenge_metric <= first["headline"][1]
-        widths.append(first["headline"][1] - first["headline"][0])
-    assert widths[1] < widths[0] / 2

@@ -14,17 +14,21 @@ import torch
 from conftest import FIXTURES, ROOT
 from cinc2020 import train
 from cinc2020.config import Config
-from cinc2020.data import load_training_set, prepare
+from cinc2020.distributed import Processes
+from cinc2020.data import load_training_set
+from cinc2020.preprocess import prepare
 from cinc2020.inference import classify, load_model, predict_probabilities
 from cinc2020.records import read_record
-from cinc2020.train import (AUGMENTATION, BATCH_ORDER, DROPOUT, INITIAL_WEIGHTS, binary_cross_entropy, fit,
-                            learning_rate, masked_loss, random_stream)
+from cinc2020.seeds import AUGMENTATION, BATCH_ORDER, DROPOUT, INITIAL_WEIGHTS, random_stream
+from cinc2020.splits import split
+from cinc2020.train import binary_cross_entropy, fit, learning_rate, masked_loss
 
 pytestmark = pytest.mark.shared_data
+ON_THE_CPU = Processes(0, 1, torch.device("cpu"))  # one process
 
 # The whole recipe's moving parts: a schedule, weight decay, clipping, augmentation and the validation that
 # chooses a checkpoint must all resume exactly.
-SETTINGS = {"epochs": 8, "min_positives": 1, "patience": 20, "schedule": "cosine", "weight_decay": 0.01,
+SETTINGS = {"epochs": 8, "min_positives": 1, "sources": "one", "patience": 20, "schedule": "cosine", "weight_decay": 0.01,
             "gradient_clip": 1.0, "augment": True, "val_fraction": 0.2}
 
 
@@ -100,9 +104,9 @@ def test_learning_rate_warms_up_then_decays_to_zero():
 
 def test_val_fraction_zero_trains_on_every_row_and_validates_on_none():
     labels = np.eye(4)[np.arange(40) % 4]
-    train_rows, val_rows = train.split(labels, Config(val_fraction=0.0))
+    train_rows, val_rows = split(labels, Config(val_fraction=0.0))
     assert train_rows.tolist() == list(range(40)) and len(val_rows) == 0
-    train_rows, val_rows = train.split(labels, Config(val_fraction=0.2))
+    train_rows, val_rows = split(labels, Config(val_fraction=0.2))
     assert len(val_rows) == 8 and not set(train_rows) & set(val_rows)
     with pytest.raises(ValueError, match="schedule that ends"):
         Config(val_fraction=0.0, schedule="constant")  # the last epoch of a constant rate is no choice at all
@@ -178,7 +182,7 @@ def fit_fixtures(tmp_path, **settings):
     config = Config(model="crnn", min_positives=1, batch_size=4, **settings)
     data = load_training_set(FIXTURES / "cinc_snomed", config)
     rows = np.arange(len(data.names))
-    return fit(data, rows[:8], rows[8:], config, tmp_path / "model", (0, 1, torch.device("cpu")))
+    return fit(data, rows[:8], rows[8:], config, tmp_path / "model", ON_THE_CPU)
 
 
 def test_a_nan_validation_loss_is_no_improvement(tmp_path, monkeypatch):
@@ -195,7 +199,7 @@ def test_cpsc_models_report_their_own_scores_each_epoch(tmp_path, capsys):
     config = Config(model="crnn", labels="cpsc", epochs=1, batch_size=4)
     data = load_training_set(FIXTURES / "cpsc_text", config)
     rows = np.arange(len(data.names))
-    fit(data, rows, rows, config, tmp_path / "model", (0, 1, torch.device("cpu")))
+    fit(data, rows, rows, config, tmp_path / "model", ON_THE_CPU)
     line = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch   1  train loss"))
     assert "G-beta" in line and "F-beta" in line and "challenge" not in line and "nan" not in line
 
@@ -207,6 +211,7 @@ def agreeing_rank(rank, port, out, cache, failing):
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2", CINC2020_CACHE=str(cache))
     import torch.distributed as dist
     from cinc2020 import train as rank_train
+    from cinc2020.distributed import start_processes
     evaluations, epochs = [], []
     losses = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0] if rank == 0 else [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]
     scripted = scripted_evaluation(losses, evaluations)
@@ -219,8 +224,8 @@ def agreeing_rank(rank, port, out, cache, failing):
     rank_train.evaluate = evaluate
     real_epoch = rank_train.train_epoch
     rank_train.train_epoch = lambda *args, **kwargs: epochs.append(1) or real_epoch(*args, **kwargs)
-    config = Config(model="crnn", epochs=6, patience=2, min_positives=1, batch_size=2)
-    processes = rank_train.start_processes()
+    config = Config(model="crnn", epochs=6, patience=2, min_positives=1, batch_size=2, sources="one")
+    processes = start_processes()
     data = rank_train.load_data(FIXTURES / "cinc_snomed", config)
     rows = np.arange(len(data.names))
     try:
@@ -272,7 +277,7 @@ def test_auxiliary_codes_are_learned_and_never_answered(tmp_path, monkeypatch):
     config = Config(model="crnn", min_positives=1, batch_size=4, epochs=1, auxiliary_labels=True)
     data = load_training_set(FIXTURES / "cinc_snomed", config)
     rows, validation = np.arange(len(data.names)), np.arange(8, 12)  # the Q and S records carry the codes
-    summary = fit(data, rows, validation, config, tmp_path / "model", (0, 1, torch.device("cpu")))
+    summary = fit(data, rows, validation, config, tmp_path / "model", ON_THE_CPU)
     n, outputs = len(data.classes), len(data.classes) + len(data.auxiliary)
     assert data.auxiliary and {(a, b) for a, b, _ in seen} == {(outputs, outputs)}
     assert sum(float(mask[:, n:].sum()) for *_, mask in seen) == data.auxiliary_mask.sum() > 0
@@ -313,7 +318,7 @@ def test_every_architecture_trains_under_bfloat16_autocast(tmp_path, model):
                     training_precision="bfloat16")
     data = load_training_set(FIXTURES / "cinc_snomed", config)
     rows = np.arange(len(data.names))
-    summary = fit(data, rows[:8], rows[8:], config, tmp_path / "model", (0, 1, torch.device("cpu")))
+    summary = fit(data, rows[:8], rows[8:], config, tmp_path / "model", ON_THE_CPU)
     assert math.isfinite(summary["history"][0]["train_loss"]) and math.isfinite(summary["validation"]["loss"])
     saved = json.loads((tmp_path / "model" / "model.json").read_text())
     assert saved["members"][0]["config"]["training_precision"] == "bfloat16"
@@ -347,7 +352,7 @@ def test_a_non_finite_loss_stops_the_run_and_resume_starts_that_epoch_again(tmp_
     config = Config(model="crnn", min_positives=1, batch_size=4, epochs=3, patience=5)
     data = load_training_set(FIXTURES / "cinc_snomed", config)
     rows = np.arange(len(data.names))
-    resumed = fit(data, rows[:8], rows[8:], config, tmp_path / "run" / "model", (0, 1, torch.device("cpu")), resume=True)
+    resumed = fit(data, rows[:8], rows[8:], config, tmp_path / "run" / "model", ON_THE_CPU, resume=True)
     assert [h["val_loss"] for h in resumed["history"]] == [h["val_loss"] for h in reference["history"]]
     assert weights_digest(tmp_path / "run" / "model") == weights_digest(tmp_path / "reference" / "model")
 
@@ -364,14 +369,14 @@ def rank_after_training(rank, port, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2")
     import torch.distributed as dist
-    from cinc2020 import train as rank_train
-    processes = rank_train.start_processes()
+    from cinc2020.distributed import on_rank_zero, start_processes
+    processes = start_processes()
 
     def assemble():
         raise OSError("disk full")
 
     try:
-        rank_train.on_rank_zero(assemble, processes, "assembling the model")
+        on_rank_zero(assemble, processes, "assembling the model")
         outcome = "finished"
     except Exception as error:
         outcome = f"{type(error).__name__}: {error}"

@@ -1,12 +1,12 @@
-"""Per-class thresholds tuned for the Challenge metric (official labels) or F-beta (CPSC labels)."""
+"""Decisions: per-class thresholds tuned for the Challenge metric (official labels) or F-beta (CPSC labels)."""
 
 import numpy as np
 import pytest
 
-from cinc2020.inference import decide
-from cinc2020.scoring import DecisionMetric, score_predictions
-from cinc2020.thresholds import (CANDIDATES, NEVER, candidate_scores, cross_validated_outputs,
-                                 per_class_f_beta_thresholds, tune_thresholds)
+from cinc2020.decisions import (CANDIDATES, NEVER, DecisionMetric, candidate_scores, cross_validated_outputs, decide,
+                                source_balanced_weights, tune_global_threshold,
+                                per_class_f_beta_thresholds, tune_thresholds)
+from cinc2020.scoring import score_predictions
 
 AF, SINUS, IAVB = "164889003", "426783006", "270492004"
 
@@ -186,3 +186,63 @@ def test_a_class_no_tuning_record_labels_is_never_answered_by_its_threshold():
     known[:, 2] = False
     thresholds, _ = tune_thresholds(probabilities, dx, classes, "snomed", known)
     assert thresholds[2] == NEVER
+
+
+def test_the_always_normal_answer_scores_zero_under_the_tuning_metric_when_labels_are_unknown():
+    """The metric that tunes counts an answer where the source gives no label as no answer; the baseline it
+    scores against (always sinus rhythm) counts the same way, so it scores 0 as under the official metric,
+    and a perfect answer 1."""
+    classes = [AF, SINUS, IAVB]
+    dx = [[AF], [SINUS], [IAVB, SINUS], [IAVB], [AF, IAVB], [SINUS]]
+    known = np.ones((6, 3), dtype=bool)
+    known[[0, 3, 4], 1] = False  # a source that never writes sinus rhythm beside other findings
+    metric = DecisionMetric(dx, classes, "snomed", known)
+    always_normal = np.zeros((6, 3), dtype=int)
+    always_normal[:, 1] = 1
+    truth = np.array([[c in d for c in classes] for d in dx], dtype=int)
+    assert metric(always_normal) == pytest.approx(0, abs=1e-12)
+    assert metric(truth) == pytest.approx(1, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 2, 4])
+def test_without_the_most_probable_class_candidates_score_as_afresh(seed):
+    scheme, classes, dx, probabilities = random_case(seed)
+    metric = DecisionMetric(dx, classes, scheme)
+    thresholds = np.random.default_rng(seed).choice(CANDIDATES, len(classes))
+    for c in range(len(classes)):
+        trials = np.repeat(thresholds[None], len(CANDIDATES), axis=0)
+        trials[:, c] = CANDIDATES
+        afresh = [metric(decide(probabilities, trial, fallback=False)) for trial in trials]
+        np.testing.assert_allclose(candidate_scores(metric, probabilities, thresholds, c, CANDIDATES, fallback=False),
+                                   afresh, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 2, 4, 6])
+def test_source_balanced_weights_make_the_metric_the_mean_of_the_sources_metrics(seed):
+    scheme, classes, dx, probabilities = random_case(seed)
+    sources = np.where(np.arange(len(dx)) % 5 == 0, "small", "large")  # a fifth of the records: one source
+    weights = source_balanced_weights(dx, classes, scheme, sources)
+    outputs = decide(probabilities, np.full(len(classes), 0.4))
+    per_source = [DecisionMetric([d for d, s in zip(dx, sources) if s == name], classes, scheme)(outputs[sources == name])
+                  for name in ("small", "large")]
+    assert DecisionMetric(dx, classes, scheme, record_weights=weights)(outputs) == pytest.approx(np.mean(per_source),
+                                                                                                 abs=1e-12)
+
+
+def test_one_global_threshold_is_the_best_candidate_for_every_class_at_once():
+    classes, dx, probabilities = separable_case()
+    threshold, score = tune_global_threshold(probabilities, dx, classes, "snomed")
+    metric = DecisionMetric(dx, classes, "snomed")
+    assert score == max(metric(decide(probabilities, np.full(3, t))) for t in CANDIDATES)
+    assert score == metric(decide(probabilities, np.full(3, threshold)))
+
+
+def test_threshold_tuning_needs_no_network_code():
+    """Tuning reads probabilities and labels alone: it imports neither torch nor the models."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    probe = "import sys, cinc2020.decisions; print(sorted(m for m in ('torch', 'cinc2020.models') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
