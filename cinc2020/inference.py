@@ -91,12 +91,13 @@ LONG_RECORDS = "mean"
 
 def pieces(length: int, piece: int | None) -> list[tuple[int, int]]:
     """(start, end) of the pieces a record of ``length`` samples is cut into: the record itself when it is no
-    longer than ``piece`` (or ``piece`` is None); else pieces of ``piece`` samples from its start, the last
-    ending at its end."""
+    longer than ``piece`` (or ``piece`` is None); else the fewest pieces of ``piece`` samples that cover it,
+    evenly spaced from its start to its end, so that their overlaps are spread alike and no stretch of the
+    record (its tail, say) counts more than any other in their mean."""
     if piece is None or length <= piece:
         return [(0, length)]
-    starts = list(range(0, length - piece, piece)) + [length - piece]
-    return [(start, start + piece) for start in starts]
+    count = -(-length // piece)
+    return [(start, start + piece) for start in (round(k * (length - piece) / (count - 1)) for k in range(count))]
 
 
 def predict_probabilities(network: nn.Module, config: Config, signals, demographics: np.ndarray,

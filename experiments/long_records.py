@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """How a record's probabilities drift when it is longer than the training crop (issue 33, item 6).
 
-    python experiments/long_records.py [--model model] [--records 40]
+    python experiments/long_records.py [--model model] [--records 40] [--minutes 2 10 30] [--ways whole mean max]
 
 A record's rhythm and morphology do not change by being longer, so a development record repeated
 end to end to 2, 10 and 30 minutes should get about its own 10-s probabilities. For each way of
@@ -39,6 +39,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=ROOT / "model")
     parser.add_argument("--records", type=int, default=40, help="development records of each source")
+    parser.add_argument("--minutes", type=float, nargs="+", default=MINUTES,
+                        help="lengths to repeat each record to (a record ends after its last whole repeat)")
+    parser.add_argument("--ways", nargs="+", choices=WAYS, default=WAYS)
     args = parser.parse_args(argv)
     model = load_model(args.model)
     network, config = model.networks[0], model.configs[0]
@@ -53,15 +56,15 @@ def main(argv=None):
     print(f"{len(rows)} development records ({', '.join(f'{(sources[rows] == s).sum()} {s}' for s in sorted(set(sources)))}"
           f"), model {args.model}, pieces of {config.train_crop_s:.0f} s")
     print(f"{'way':6s} {'minutes':>7s} {'mean |dp|':>10s} {'p95 |dp|':>9s} {'answers changed':>16s} {'s / record':>10s}")
-    for way in WAYS:
-        for minutes in MINUTES:
+    for way in args.ways:
+        for minutes in args.minutes:
             repeats = [np.tile(s, int(np.ceil(minutes * 60 * config.fs / s.shape[1]))) for s in signals]
             started = time.perf_counter()
             long = predict_probabilities(network, config, repeats, people, model.device, long_records=way)
             seconds = (time.perf_counter() - started) / len(rows)
             drift = np.abs(long - base)
             changed = (decide(long, model.thresholds) != answers).any(axis=1).mean()
-            print(f"{way:6s} {minutes:7d} {drift.mean():10.4f} {np.percentile(drift, 95):9.4f} "
+            print(f"{way:6s} {minutes:7g} {drift.mean():10.4f} {np.percentile(drift, 95):9.4f} "
                   f"{changed:15.1%} {seconds:10.2f}")
 
 
