@@ -38,7 +38,7 @@ from .models import ARCHITECTURES
 from .records import LEAD_SETS_2021
 from .resume import resume_mismatch
 from .scoring import score_predictions
-from .splits import split, stratified_folds
+from .splits import split, strata, stratified_folds
 from .train import fit, load_data
 
 
@@ -92,7 +92,7 @@ def cross_validate(data: TrainingSet, config: Config, out_dir: str | Path, proce
     config.check_trainable(refit=False)
 
     def balanced(chosen: np.ndarray) -> np.ndarray:  # what the folds and validation shares keep in proportion
-        return data.labels[chosen]
+        return strata(data.labels[chosen], [data.sources[i] for i in chosen])
 
     if folds == 1:
         pool = np.concatenate([rows, extra])

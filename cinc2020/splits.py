@@ -74,6 +74,16 @@ def development_and_test(names: list[str], dx_lists: list[list[str]]) -> tuple[n
     return np.sort(np.concatenate(development)), np.sort(np.concatenate(test))
 
 
+def strata(labels: np.ndarray, sources: list[str]) -> np.ndarray:
+    """What a stratified split keeps in proportion: each class and, when the records come from several
+    sources, each source (a fold of another source mix would train and tune on another mix of labelling)."""
+    sources = np.asarray(sources)
+    names = np.unique(sources)
+    if len(names) < 2:
+        return np.asarray(labels)
+    return np.concatenate([np.asarray(labels) > 0, sources[:, None] == names[None, :]], axis=1)
+
+
 def split(labels: np.ndarray, config: Config, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Stratified training and validation rows (drawn with ``seed``, default ``config.seed``);
     tiny sets validate on their training rows, and ``val_fraction`` 0 validates on none."""
