@@ -14,4 +14,5 @@ USER physionet
 
 # Training:  docker run -v TRAIN:/data:ro -v MODEL:/model IMAGE python train_model.py /data /model
 # Inference: docker run -v TEST:/data:ro -v OUT:/out IMAGE python driver.py model /data /out
+# 2021: the organisers add their train_model.py, test_model.py and helper_code.py beside team_code.py
 CMD ["python", "driver.py", "model", "/data", "/out"]
