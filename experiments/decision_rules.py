@@ -1,0 +1,137 @@
+#!/usr/bin/env python
+"""Decision rules and ensembles re-scored on saved predictions, no training (issue 39, items 2 and 3).
+
+    python experiments/decision_rules.py WORK_DIR [--draws 1000]
+
+WORK_DIR is ``experiments/evaluate_recipe.py``'s: the recipe trained on the development records (its
+out-of-fold probabilities in ``model/out_of_fold.npz``, every network kept in ``model/folds``), each network's
+probabilities on the test records (``predictions/test.npz``) and, when run, the recipe trained on one source
+alone (``only-SOURCE``) with its predictions on the other (``predictions/only-SOURCE-on-others.npz``).
+
+Every rule is tuned on the out-of-fold probabilities alone (as the recipe tunes), never on a scored record:
+
+* per class (what ships), over the pooled records or source-balanced (the mean of the per-source Challenge
+  metrics, ``decisions.source_balanced_weights``);
+* one global threshold, pooled or source-balanced;
+* per class shrunk halfway toward the global one;
+* each with and without the most probable class when none passes.
+
+Each is applied to the refit network (what ships), the 4 fold networks averaged, and the 4 and the refit
+averaged; scored per source by the official scorer on the records' own labels, with the paired difference
+from what ships (bootstrap, the same draws of the same records). Writes WORK_DIR/decision_rules.json and
+prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cinc2020.decisions import NEVER, decide, source_balanced_weights, tune_global_threshold, tune_thresholds  # noqa: E402,E501
+from cinc2020.intervals import paired_difference  # noqa: E402
+from cinc2020.labels import label_matrix, loss_mask, source_of  # noqa: E402
+from cinc2020.records import find_records, parse_header  # noqa: E402
+from cinc2020.scoring import score_predictions  # noqa: E402
+
+SCHEME = "snomed"
+DEVELOPMENT_FOLDERS = [ROOT.parent / "shared" / "data" / "ptbxl", ROOT.parent / "shared" / "data" / "chapman"]
+ENSEMBLES = {"refit": ["refit"], "4 folds": ["fold1", "fold2", "fold3", "fold4"],
+             "4 folds + refit": ["fold1", "fold2", "fold3", "fold4", "refit"]}
+
+
+def development_labels(names) -> list[list[str]]:
+    headers = {h.stem: h for h in find_records(DEVELOPMENT_FOLDERS)}
+    return [parse_header(headers[str(n)].read_text()).dx for n in names]
+
+
+def rules(probabilities: np.ndarray, dx: list[list[str]], classes: list[str], sources) -> dict[str, tuple]:
+    """Each decision rule, tuned on these (out-of-fold) probabilities: name -> (thresholds, fallback)."""
+    labels = label_matrix(dx, classes, SCHEME)
+    known = loss_mask(list(sources), dx, labels, classes, SCHEME) > 0
+    balanced = source_balanced_weights(dx, classes, SCHEME, sources, known) if len(set(sources)) > 1 else None
+    found = {}
+    for fallback in (True, False):
+        suffix = "" if fallback else ", no fallback"
+        for pooling, weights in (("pooled", None), ("source-balanced", balanced)):
+            if pooling == "source-balanced" and weights is None:
+                continue
+            per_class, _ = tune_thresholds(probabilities, dx, classes, SCHEME, known, record_weights=weights,
+                                           fallback=fallback)
+            overall, _ = tune_global_threshold(probabilities, dx, classes, SCHEME, known, record_weights=weights,
+                                               fallback=fallback)
+            found[f"per class, {pooling}{suffix}"] = (per_class, fallback)
+            found[f"global {overall:.2f}, {pooling}{suffix}"] = (np.full(len(classes), overall), fallback)
+            found[f"per class shrunk halfway to the global, {pooling}{suffix}"] = (
+                np.where(per_class < NEVER, (per_class + overall) / 2, NEVER), fallback)
+    return found
+
+
+def scored(dx, classes, probabilities, thresholds, fallback) -> dict:
+    outputs = decide(probabilities, thresholds, fallback)
+    scores = score_predictions(dx, classes, outputs, probabilities, SCHEME)
+    return {"challenge": scores.challenge_metric, "auroc": scores.auroc, "outputs": outputs}
+
+
+def judge(out_of_fold: Path, predictions: Path, draws: int, baseline: str = "per class, pooled") -> dict:
+    oof = np.load(out_of_fold)
+    classes = [str(c) for c in oof["classes"]]
+    oof_dx = development_labels(oof["names"])
+    oof_sources = [source_of(str(n)) for n in oof["names"]]
+    tuned = rules(oof["probabilities"].mean(axis=0), oof_dx, classes, oof_sources)
+    saved = np.load(predictions)
+    assert [str(c) for c in saved["classes"]] == classes
+    networks = [str(n) for n in saved["networks"]]
+    dx = [d.split(",") for d in saved["dx"]]
+    read = ~np.isnan(saved["probabilities_12_leads"]).any(axis=(0, 2))  # records that failed are left out
+    sources = np.where(read, [source_of(str(n)) for n in saved["names"]], "")
+    refit = saved["probabilities_12_leads"][networks.index("refit")]
+    results = {}
+    for source in sorted(set(sources) - {""}):
+        mine = sources == source
+        chosen_dx = [d for d, m in zip(dx, mine) if m]
+        ships = scored(chosen_dx, classes, refit[mine], *tuned[baseline])
+        for ensemble, members in ENSEMBLES.items():
+            if not set(members) <= set(networks):
+                continue
+            probabilities = saved["probabilities_12_leads"][[networks.index(m) for m in members]].mean(axis=0)[mine]
+            for rule, (thresholds, fallback) in tuned.items():
+                result = scored(chosen_dx, classes, probabilities, thresholds, fallback)
+                key = f"{source} ({mine.sum()}) | {ensemble} | {rule}"
+                results[key] = {"challenge": result["challenge"], "auroc": result["auroc"]}
+                if (rule, ensemble) != (baseline, "refit"):
+                    results[key]["paired_difference_95"] = paired_difference(
+                        chosen_dx, classes, (result["outputs"], probabilities), (ships["outputs"], refit[mine]), SCHEME,
+                        draws=draws)["headline"]
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("work_dir", type=Path)
+    parser.add_argument("--draws", type=int, default=1000)
+    args = parser.parse_args(argv)
+    report = {"test split": judge(args.work_dir / "model" / "out_of_fold.npz",
+                                  args.work_dir / "predictions" / "test.npz", args.draws)}
+    for alone in sorted(args.work_dir.glob("only-*")):
+        predictions = args.work_dir / "predictions" / f"{alone.name}-on-others.npz"
+        if predictions.exists() and (alone / "model" / "out_of_fold.npz").exists():
+            report[f"trained on {alone.name[5:]} alone"] = judge(alone / "model" / "out_of_fold.npz", predictions,
+                                                                 args.draws)
+    (args.work_dir / "decision_rules.json").write_text(json.dumps(report, indent=1))
+    for where, results in report.items():
+        print(f"\n{where}: records | networks | rule: Challenge (paired difference from what ships, 95 %), AUROC")
+        for key, r in results.items():
+            low_high = r.get("paired_difference_95")
+            print(f"  {key}: {r['challenge']:.3f}" + (f" ({low_high[0]:+.3f} to {low_high[1]:+.3f})" if low_high else "")
+                  + f", {r['auroc']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
