@@ -113,7 +113,8 @@ def test_training_skips_bad_records_and_counts_them(tmp_path):
     shutil.copy(tmp_path / "A0003.mat", tmp_path / "NOLABEL.mat")
     result = run_script(ROOT / "train_model.py", tmp_path, tmp_path / "model", "--folds", "1", "--no-refit",
                         "--model", "crnn",
-                        env={"CINC2020_CONFIG": json.dumps({"epochs": 1, "min_positives": 1, "val_fraction": 0.2})})
+                        env={"CINC2020_CONFIG": json.dumps({"epochs": 1, "min_positives": 1, "val_fraction": 0.2,
+                                                                  "sources": "one"})})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "warning: skipping BROKEN: " in result.stderr and "warning: skipping NOLABEL: no #Dx labels" in result.stderr
     assert "4 records (2 skipped)" in result.stderr

@@ -108,8 +108,8 @@ def test_val_fraction_zero_trains_on_every_row_and_validates_on_none():
     assert train_rows.tolist() == list(range(40)) and len(val_rows) == 0
     train_rows, val_rows = split(labels, Config(val_fraction=0.2))
     assert len(val_rows) == 8 and not set(train_rows) & set(val_rows)
-    with pytest.raises(ValueError, match="schedule that ends"):
-        Config(val_fraction=0.0, schedule="constant")  # the last epoch of a constant rate is no choice at all
+    with pytest.raises(ValueError, match="schedule that ends"):  # the last epoch of a constant rate is no choice
+        Config(val_fraction=0.0, schedule="constant", refit=False).check_trainable()
     for fraction in (-0.1, 1.0):
         with pytest.raises(ValueError, match="val_fraction must be"):
             Config(val_fraction=fraction)
