@@ -165,11 +165,6 @@ def class_table(scores: Scores) -> str:
 
 # --------------------------------------------------------------------------- the 2021 scorer (evaluate_model.py)
 
-def finite_number(text: str) -> bool:
-    """What the 2021 helper code calls a finite number: ``float`` reads it, and it is finite."""
-    return math.isfinite(parse_number(text))
-
-
 def read_dx_2021(header: Path) -> list[str]:
     """The labels as the 2021 scorer reads them: every line that starts ``#Dx``, the text after its first
     ``": "`` split at commas (``# Dx:`` and ``#Dx:`` without the space give none)."""
@@ -188,8 +183,8 @@ def read_output_2021(path: Path) -> tuple[list[str], list[bool], list[float]]:
     if len(lines) < 4 or (len(lines) == 4 and not lines[3]):
         raise ScoringError(f"{path}: an output file has four lines: #record, classes, labels, probabilities")
     classes, labels, probabilities = ([entry.strip() for entry in line.split(",")] for line in lines[1:4])
-    binary = [(finite_number(entry) and float(entry) == 1) or entry in ("True", "true", "T", "t") for entry in labels]
-    scalar = [float(entry) if finite_number(entry) else 0.0 for entry in probabilities]
+    binary = [parse_number(entry) == 1 or entry in ("True", "true", "T", "t") for entry in labels]  # inf, NaN: not 1
+    scalar = [value if math.isfinite(value) else 0.0 for value in map(parse_number, probabilities)]
     return classes, binary, scalar
 
 
