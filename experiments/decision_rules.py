@@ -19,7 +19,7 @@ Every rule is tuned on the out-of-fold probabilities alone (as the recipe tunes)
 Each is applied to the refit network (what ships), the 4 fold networks averaged, and the 4 and the refit
 averaged; scored per source by the official scorer on the records' own labels, with the paired difference
 from what ships (bootstrap, the same draws of the same records). Writes WORK_DIR/decision_rules.json and
-prints a table.
+prints a table; parts already in that file are kept (``--again`` scores them afresh).
 """
 
 from __future__ import annotations
@@ -116,15 +116,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("work_dir", type=Path)
     parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--again", action="store_true", help="score afresh the parts already saved")
     args = parser.parse_args(argv)
-    report = {"test split": judge(args.work_dir / "model" / "out_of_fold.npz",
-                                  args.work_dir / "predictions" / "test.npz", args.draws)}
+    saved = args.work_dir / "decision_rules.json"
+    report = json.loads(saved.read_text()) if saved.exists() and not args.again else {}
+    parts = {"test split": (args.work_dir / "model" / "out_of_fold.npz", args.work_dir / "predictions" / "test.npz")}
     for alone in sorted(args.work_dir.glob("only-*")):
-        predictions = args.work_dir / "predictions" / f"{alone.name}-on-others.npz"
-        if predictions.exists() and (alone / "model" / "out_of_fold.npz").exists():
-            report[f"trained on {alone.name[5:]} alone"] = judge(alone / "model" / "out_of_fold.npz", predictions,
-                                                                 args.draws)
-    (args.work_dir / "decision_rules.json").write_text(json.dumps(report, indent=1))
+        parts[f"trained on {alone.name[5:]} alone"] = (alone / "model" / "out_of_fold.npz",
+                                                       args.work_dir / "predictions" / f"{alone.name}-on-others.npz")
+    for part, (out_of_fold, predictions) in parts.items():
+        if part not in report and out_of_fold.exists() and predictions.exists():
+            report[part] = judge(out_of_fold, predictions, args.draws)
+    saved.write_text(json.dumps(report, indent=1))
     for where, results in report.items():
         print(f"\n{where}: records | networks | rule: Challenge (paired difference from what ships, 95 %), AUROC")
         for key, r in results.items():

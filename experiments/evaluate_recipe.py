@@ -331,8 +331,8 @@ def write_results(path: Path, model_dir: Path, results: dict, minutes: float | N
                 f"{r['challenge_2021_thresholds']:.3f} ({r['challenge_2021_thresholds'] / full:.2f}x; 2020: "
                 f"{r['challenge_2020_thresholds']:.3f})" for r in per_set.values()) + " |")
     rules = model_dir.parent / "decision_rules.json"
-    if rules.exists():
-        lines += ["", *decision_rules_table(json.loads(rules.read_text()).get("test split", {}))]
+    for part, results_of_part in (json.loads(rules.read_text()) if rules.exists() else {}).items():
+        lines += ["", *decision_rules_table(part, results_of_part)]
     ptbxl = test.get("PTB-XL", {}).get("12 leads")
     if ptbxl:
         lines += ["", f"Against the recipe trained on PTB-XL alone (commit {PTBXL_ONLY['commit']}, the same split): on the "
@@ -362,10 +362,10 @@ def write_results(path: Path, model_dir: Path, results: dict, minutes: float | N
     path.write_text("\n".join(lines) + "\n")
 
 
-def decision_rules_table(results: dict) -> list[str]:
-    """The lines of ``experiments/decision_rules.py``'s figures on the test records: one row a rule and set of
-    networks, a column a source, and the mean of the sources (a rule "without the fallback" is listed only
-    where it decided a record otherwise)."""
+def decision_rules_table(part: str, results: dict) -> list[str]:
+    """The lines of ``experiments/decision_rules.py``'s figures on one part (the test records, or a source
+    never trained on): one row a rule and set of networks, a column a source, and the mean of the sources (a
+    rule "without the fallback" is listed only where it decided a record otherwise)."""
     rows: dict[tuple[str, str], dict[str, dict]] = {}
     for key, figures in results.items():
         where, networks, rule = key.split(" | ")
@@ -374,12 +374,13 @@ def decision_rules_table(results: dict) -> list[str]:
     scores = {k: {s: round(f["challenge"], 9) for s, f in v.items()} for k, v in rows.items()}
     shown = {k: v for k, v in rows.items() if not (k[1].endswith(", no fallback")
                                                    and scores[k] == scores.get((k[0], k[1][:-len(", no fallback")])))}
-    lines = ["Decision rules and ensembles, re-scored on the saved predictions (`experiments/decision_rules.py "
-             "WORK_DIR`): every rule tuned on the out-of-fold probabilities alone, scored on the test records; in "
-             "brackets the paired difference from what ships (the refit, per-class thresholds tuned pooled), 95 % "
-             "bootstrap interval. Rules without the most probable class when none passes scored the same as with it "
-             "wherever they are not listed. A first look on a source the recipe trained on: no choice is made on it "
-             "(issue 39: choices are screened on a source never trained on).", "",
+    where = ("the test records of the sources it trained on (a first look: no choice is made on them)"
+             if part == "test split" else f"the recipe {part}, every record of the source it never saw")
+    lines = [f"Decision rules and ensembles, {part}: re-scored on the saved predictions (`experiments/decision_rules.py "
+             f"WORK_DIR`), every rule tuned on the out-of-fold probabilities alone, scored on {where}; in brackets "
+             "the paired difference from what ships (the refit, per-class thresholds tuned pooled), 95 % bootstrap "
+             "interval. Rules without the most probable class when none passes scored the same as with it "
+             "wherever they are not listed.", "",
              "| networks | rule | " + " | ".join(sources) + " | mean |", "|---|---|" + "---|" * (len(sources) + 1)]
     for (networks, rule), per_source in shown.items():
         cells = [f"{per_source[s]['challenge']:.3f}" + (" ({:+.3f} to {:+.3f})".format(*per_source[s]["paired_difference_95"])
