@@ -62,6 +62,19 @@ def training_input(signal: np.ndarray, config: Config, rng: np.random.Generator)
     return normalise(signal, config.normalisation)
 
 
+def mixup(signals: torch.Tensor, lengths: torch.Tensor, targets: np.ndarray, mask: np.ndarray,
+          demographics: np.ndarray, alpha: float, rng: np.random.Generator):
+    """Each record of a batch mixed with a random partner of the same batch (Zhang et al. 2018, mixup): signals,
+    targets and demographics weighed by lambda ~ Beta(alpha, alpha) and 1 - lambda. The mix is as long as the
+    longer of the two (the batch is zero-padded), and a label counts only where both records' sources give it."""
+    partner = rng.permutation(len(targets))
+    weight = rng.beta(alpha, alpha, size=len(targets)).astype(np.float32)
+    mixed = torch.from_numpy(weight)[:, None, None] * signals + torch.from_numpy(1 - weight)[:, None, None] * signals[partner]
+    column = weight[:, None]
+    return (mixed, torch.maximum(lengths, lengths[partner]), column * targets + (1 - column) * targets[partner],
+            mask * mask[partner], column * demographics + (1 - column) * demographics[partner])
+
+
 class TrainingBatches(torch.utils.data.Dataset):
     """The training batches of one process: each epoch's duration-grouped batches of ``rows`` (grouped by
     the length a record keeps after its training crop), this process's share of them, and each batch read,
@@ -90,8 +103,12 @@ class TrainingBatches(torch.utils.data.Dataset):
         rows = self.batches(epoch)[k]
         rng = random_stream(self.seed, AUGMENTATION, epoch, self.rank, k)
         signals, lengths = collate([training_input(self.data.signals[i], self.config, rng) for i in rows])
-        targets, mask = (torch.from_numpy(a) for a in self.data.loss_targets(rows))
-        return signals, lengths, targets, mask, torch.from_numpy(self.data.demographics[rows])
+        targets, mask = self.data.loss_targets(rows)
+        demographics = self.data.demographics[rows]
+        if self.config.mixup_alpha > 0:
+            signals, lengths, targets, mask, demographics = mixup(signals, lengths, targets, mask, demographics,
+                                                                  self.config.mixup_alpha, rng)
+        return signals, lengths, torch.from_numpy(targets), torch.from_numpy(mask), torch.from_numpy(demographics)
 
 
 class EpochKeys(torch.utils.data.Sampler):

@@ -104,6 +104,9 @@ class Config:
     wander_mv: float = 0.1       # baseline wander: amplitude of a slow sinusoid (0.05-0.5 Hz), in mV
     shift_s: float = 0.5         # the record starts up to this much later (its first samples dropped)
     lead_dropout: float = 0.3    # chance that a record keeps only one of the 2021 lead sets or a random subset
+    # Mixup: each training record mixed with another of its batch, signal and targets alike, by a weight drawn
+    # from Beta(mixup_alpha, mixup_alpha); 0 turns it off. A label either source leaves unknown stays unknown.
+    mixup_alpha: float = 0.0
     # Preprocessing: a zero-phase Butterworth band-pass (low, high Hz; high is capped below fs/2), or None.
     bandpass_hz: tuple[float, float] | None = None
     # Where a record's source comes from (each source labels its own subset of the classes: labels.known_labels):
@@ -145,7 +148,7 @@ class Config:
             if getattr(self, name) < lowest:
                 raise ValueError(f"{name} must be {lowest} or more, not {getattr(self, name)}")
         positive = ("fs", "window_s", "hop_s", "lr", "train_crop_s")
-        not_negative = ("warmup_epochs", "weight_decay", "scale_sd", "noise_sd", "wander_mv", "shift_s")
+        not_negative = ("warmup_epochs", "weight_decay", "scale_sd", "noise_sd", "wander_mv", "shift_s", "mixup_alpha")
         for name in (*at_least, *positive, *not_negative, "dropout", "lead_dropout", "val_fraction"):
             value = getattr(self, name)  # a string where a number belongs ($CINC2020_CONFIG, say) is named here
             if isinstance(value, bool) or not isinstance(value, (int, float)):

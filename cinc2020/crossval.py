@@ -72,7 +72,7 @@ REDUCED_LEAD_SETS = tuple(LEAD_SETS_2021)[1:]  # "6 leads" ... "2 leads"
 def cross_validate(data: TrainingSet, config: Config, out_dir: str | Path, processes: Processes, resume: bool = False,
                    data_name: str = "", rows: np.ndarray | None = None, label: str = "",
                    train_only: np.ndarray | None = None, fold_seed: int | None = None,
-                   lead_sets: bool = False) -> OutOfFold | None:
+                   lead_sets: bool = False, only_folds: list[int] | None = None) -> OutOfFold | None:
     """Train one model per fold (``config.folds``) of ``rows`` (default: every record) in ``out_dir/fold<k>``.
 
     ``train_only`` rows join every fold's training records and are never predicted.
@@ -80,6 +80,8 @@ def cross_validate(data: TrainingSet, config: Config, out_dir: str | Path, proce
     part, so that runs with other training seeds can share one fold assignment.
     ``label`` prefixes the progress lines (say, which architecture of several). ``lead_sets``: each fold
     model also predicts its held-out records read with each reduced 2021 lead set's leads (``OutOfFold.reduced``).
+    ``only_folds`` (counted from 0) trains and predicts those folds alone, of the same fold assignment: a screening
+    run that costs one network (experiments/screen_unseen.py).
     Rank 0 predicts the held-out folds and returns them; other processes return None.
     """
     rows = np.arange(len(data.names)) if rows is None else np.asarray(rows)
@@ -106,11 +108,15 @@ def cross_validate(data: TrainingSet, config: Config, out_dir: str | Path, proce
             pool = np.concatenate([rows[fold_of != fold], extra])
             inner_train, inner_val = split(balanced(pool), config, fold_seed)
             plan.append((pool[inner_train], pool[inner_val], np.flatnonzero(fold_of == fold)))
+        if only_folds is not None:
+            fold_of = np.where(np.isin(fold_of, only_folds), fold_of, -1)
     probabilities = np.full((len(rows), len(data.classes)), np.nan)
     reduced = {name: np.full_like(probabilities, np.nan) for name in REDUCED_LEAD_SETS} if lead_sets else {}
     model_dirs = []
     progress = tqdm(plan, desc=f"{label}folds", unit="fold", file=sys.stderr, disable=rank != 0)
     for fold, (train_rows, val_rows, held_out) in enumerate(progress):
+        if only_folds is not None and fold not in only_folds:
+            continue
         fold_dir = Path(out_dir) / f"fold{fold + 1}"
         if resume and (fold_dir / checkpoint.MODEL_FILE).exists():  # a resumed run keeps finished folds
             finished = checkpoint.load(fold_dir)
