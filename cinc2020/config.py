@@ -15,7 +15,8 @@ CHOICES = {"model": ("crnn", "cnn_attention", "se_resnet"), "labels": ("snomed",
            "training_precision": PRECISIONS, "records_without_class": ("negative", "skip"),
            "sources": ("name_prefix", "subfolder", "one")}
 # Choices that change how a run computes, never what it computes: a run resumed with another value goes on.
-NO_EFFECT_ON_RESULTS = ("loader_workers", "refit")  # refit: whether another network follows, not this one
+# refit: whether another network follows, not this one; threshold_shrink: the decision, tuned after the networks
+NO_EFFECT_ON_RESULTS = ("loader_workers", "refit", "threshold_shrink")
 
 
 @dataclass
@@ -121,6 +122,10 @@ class Config:
     # 4 fold networks without a validation share beat 3 with one (docs/screening_2.md).
     folds: int = 4
     refit: bool = True
+    # The decision: per-class thresholds tuned on the out-of-fold probabilities, moved this share of the way
+    # toward one global threshold tuned on the same (decisions.tune_thresholds; 0: per class, 1: global).
+    # None: the scheme's own, 0 for cpsc, 0 for snomed.
+    threshold_shrink: float | None = None
     seed: int = 0
 
     def __post_init__(self):
@@ -134,6 +139,8 @@ class Config:
             self.records_without_class = "skip" if self.labels == "cpsc" else "negative"
         if self.normalisation is None:
             self.normalisation = "std" if self.model == "crnn" else "mean"
+        if self.threshold_shrink is None:
+            self.threshold_shrink = 0.0
         if self.class_weights is None:
             self.class_weights = self.model != "crnn"
         for name, allowed in CHOICES.items():
@@ -161,6 +168,8 @@ class Config:
                 raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be at least 0 and below 1, not {self.dropout}")
+        if self.threshold_shrink is not None and not 0 <= self.threshold_shrink <= 1:
+            raise ValueError(f"threshold_shrink must be between 0 and 1, not {self.threshold_shrink}")
         if not 0 <= self.lead_dropout <= 1:  # a chance: every record may drop leads
             raise ValueError(f"lead_dropout must be between 0 and 1, not {self.lead_dropout}")
         if self.loader_workers is not None and self.loader_workers < 0:

@@ -154,7 +154,8 @@ def report(data: TrainingSet, oof: OutOfFold, config: Config) -> dict:
               "positives_per_class": dict(zip(data.classes, data.labels[oof.rows].sum(axis=0).astype(int).tolist()))}
     at_half = decide(oof.probabilities, np.full(len(data.classes), 0.5))
     tuned = cross_validated_outputs(oof.probabilities, dx, data.classes, config.labels, oof.fold_of,
-                                    known=data.mask[oof.rows] > 0)[0] if result["folds"] > 1 else None
+                                    known=data.mask[oof.rows] > 0, shrink=config.threshold_shrink)[0] \
+        if result["folds"] > 1 else None
     sources = np.array([data.sources[i] for i in oof.rows])
     for name, outputs in (("thresholds_0.5", at_half), ("tuned_thresholds", tuned)):
         if outputs is None:
@@ -170,16 +171,18 @@ def report(data: TrainingSet, oof: OutOfFold, config: Config) -> dict:
     return result
 
 
-def report_2021(data: TrainingSet, rows: np.ndarray, fold_of: np.ndarray, by_lead_set: dict[str, np.ndarray]) -> dict:
+def report_2021(data: TrainingSet, rows: np.ndarray, fold_of: np.ndarray, by_lead_set: dict[str, np.ndarray],
+                shrink: float = 0.0) -> dict:
     """Per 2021 lead set, the 2021 scorer's figures of out-of-fold probabilities read with only that set's
     leads, decided with 2021 thresholds tuned for that set on the other folds: over every record and per
     source; and the 2020 answers on 12 leads (thresholds tuned for the 2020 metric on the other folds) scored
-    by the 2021 scorer."""
+    by the 2021 scorer. ``shrink``: the tuning's (``Config.threshold_shrink``)."""
     dx, known = [data.dx[i] for i in rows], data.mask[rows] > 0
     sources = np.array([data.sources[i] for i in rows])
     result = {}
     for name, probabilities in by_lead_set.items():
-        outputs = cross_validated_outputs(probabilities, dx, data.classes, "2021", fold_of, known=known)[0]
+        outputs = cross_validated_outputs(probabilities, dx, data.classes, "2021", fold_of, known=known,
+                                          shrink=shrink)[0]
         result[name] = scores_of(dx, data.classes, outputs, probabilities, "2021", per_class=False)
         if len(set(sources)) > 1:
             result[name]["per_source"] = {
@@ -188,7 +191,7 @@ def report_2021(data: TrainingSet, rows: np.ndarray, fold_of: np.ndarray, by_lea
                                   per_class=False) for source in sorted(set(sources))}
     if "12 leads" in by_lead_set:
         outputs = cross_validated_outputs(by_lead_set["12 leads"], dx, data.classes, "snomed", fold_of,
-                                          known=known)[0]
+                                          known=known, shrink=shrink)[0]
         result["12 leads, the 2020 answers"] = scores_of(dx, data.classes, outputs, by_lead_set["12 leads"], "2021",
                                                          per_class=False)
     return result

@@ -140,9 +140,12 @@ NEVER = 1.01  # above any probability: the class is answered only as the most pr
 
 def tune_thresholds(probabilities: np.ndarray, dx_lists: list[list[str]], classes: list[str], scheme: str,
                     known: np.ndarray | None = None, candidates: np.ndarray = CANDIDATES,
-                    record_weights: np.ndarray | None = None, fallback: bool = True) -> tuple[np.ndarray, float]:
+                    record_weights: np.ndarray | None = None, fallback: bool = True,
+                    shrink: float = 0.0) -> tuple[np.ndarray, float]:
     """Thresholds (one per class) and the score they reach on these records (``known``: see the module;
-    ``record_weights``: see ``DecisionMetric``; ``fallback``: ``decide``'s)."""
+    ``record_weights``: see ``DecisionMetric``; ``fallback``: ``decide``'s). ``shrink`` moves each tuned class's
+    threshold that share of the way toward one global threshold tuned on the same records (0: per class, 1:
+    global): per-class thresholds fit the tuning records' sources, and a source never seen pays for it."""
     metric = DecisionMetric(dx_lists, classes, scheme, known, record_weights)
     labels = label_matrix(dx_lists, classes, scheme)
     known = np.ones(labels.shape, dtype=bool) if known is None else np.asarray(known, dtype=bool)
@@ -154,7 +157,13 @@ def tune_thresholds(probabilities: np.ndarray, dx_lists: list[list[str]], classe
     starts = [np.where(tuned, start, NEVER) for start in starts]
     first, second = (coordinate_ascent(metric, probabilities, start, candidates, tuned, fallback=fallback)
                      for start in starts)
-    return second if second[1] > first[1] + TIE else first
+    best = second if second[1] > first[1] + TIE else first
+    if not shrink:
+        return best
+    overall, _ = tune_global_threshold(probabilities, dx_lists, classes, scheme, known, candidates, record_weights,
+                                       fallback)
+    shrunk = np.where(best[0] < NEVER, (1 - shrink) * best[0] + shrink * overall, NEVER)
+    return shrunk, float(metric(decide(probabilities, shrunk, fallback)))
 
 
 def tune_global_threshold(probabilities: np.ndarray, dx_lists: list[list[str]], classes: list[str], scheme: str,
@@ -231,19 +240,19 @@ def coordinate_ascent(metric: DecisionMetric, probabilities: np.ndarray, thresho
 
 def cross_validated_outputs(probabilities: np.ndarray, dx_lists: list[list[str]], classes: list[str],
                             scheme: str, fold_of: np.ndarray, decide_on: list[np.ndarray] = (),
-                            known: np.ndarray | None = None) -> list[np.ndarray]:
+                            known: np.ndarray | None = None, shrink: float = 0.0) -> list[np.ndarray]:
     """0/1 outputs whose thresholds never saw the record: each fold's thresholds are tuned on the others.
 
     This is how tuned thresholds are scored honestly on out-of-fold probabilities. The
     first output decides ``probabilities``; one more follows for each array of
     ``decide_on`` (the same records seen otherwise, say with fewer leads), decided
-    with the same thresholds. ``known`` is passed to the tuning.
+    with the same thresholds. ``known`` and ``shrink`` are passed to the tuning.
     """
     outputs = [np.zeros(probabilities.shape, dtype=int) for _ in range(1 + len(decide_on))]
     for fold in np.unique(fold_of):
         rest, held_out = fold_of != fold, fold_of == fold
         thresholds, _ = tune_thresholds(probabilities[rest], [d for d, r in zip(dx_lists, rest) if r],
-                                        classes, scheme, None if known is None else known[rest])
+                                        classes, scheme, None if known is None else known[rest], shrink=shrink)
         for output, decided in zip(outputs, [probabilities, *decide_on]):
             output[held_out] = decide(decided[held_out], thresholds)
     return outputs

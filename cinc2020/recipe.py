@@ -84,8 +84,9 @@ def assemble(data: TrainingSet, configs: list[Config], oofs: list[OutOfFold], st
             members.append(checkpoint.Member(config, network.members[0].state, {"fold": fold, **trained}))
     labels = data.labels[rows]
     combined, stacker = combined_out_of_fold([o.probabilities for o in oofs], labels, fold_of, stacking)
+    shrink = configs[0].threshold_shrink
     thresholds, _ = tune_thresholds(combined, [data.dx[i] for i in rows], data.classes, configs[0].labels,
-                                    data.mask[rows] > 0)
+                                    data.mask[rows] > 0, shrink=shrink)
     saved = checkpoint.SavedModel(
         data.classes, thresholds.tolist(), members,
         None if stacker is None else {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in stacker.items()},
@@ -99,10 +100,11 @@ def assemble(data: TrainingSet, configs: list[Config], oofs: list[OutOfFold], st
             name: combined_out_of_fold([o.reduced[name] for o in oofs], labels, fold_of, stacking)[0]
             for name in oofs[0].reduced}}
         summary["thresholds_2021"] = {
-            name: tune_thresholds(p, [data.dx[i] for i in rows], data.classes, "2021", data.mask[rows] > 0)[0].tolist()
+            name: tune_thresholds(p, [data.dx[i] for i in rows], data.classes, "2021", data.mask[rows] > 0,
+                                  shrink=shrink)[0].tolist()
             for name, p in by_lead_set.items()}
         if len(np.unique(fold_of)) > 1:
-            summary["cross_validation_2021"] = report_2021(data, rows, fold_of, by_lead_set)
+            summary["cross_validation_2021"] = report_2021(data, rows, fold_of, by_lead_set, shrink)
     return saved, summary
 
 
@@ -147,8 +149,9 @@ def train_ensemble(train_dir, model_dir: str | Path, configs: list[Config], stac
     ``keep_networks`` keeps every network trained (the fold models and the refit) in ``model_dir/WORK_FOLDER``,
     each a model folder of its own, for experiments."""
     folds, refit_all = configs[0].folds, configs[0].refit
-    if any((c.folds, c.refit) != (folds, refit_all) for c in configs):
-        raise ValueError("the architectures' configurations set folds or refit differently: set them alike")
+    if any((c.folds, c.refit, c.threshold_shrink) != (folds, refit_all, configs[0].threshold_shrink) for c in configs):
+        raise ValueError("the architectures' configurations set folds, refit or threshold_shrink differently: set "
+                         "them alike")
     for config in configs:  # refused before any record is read
         config.check_trainable()
     processes = start_processes()

@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cinc2020.decisions import NEVER, decide, source_balanced_weights, tune_global_threshold, tune_thresholds  # noqa: E402,E501
+from cinc2020.decisions import decide, source_balanced_weights, tune_global_threshold, tune_thresholds  # noqa: E402
 from cinc2020.intervals import paired_difference  # noqa: E402
 from cinc2020.labels import label_matrix, loss_mask, source_of  # noqa: E402
 from cinc2020.records import find_records, parse_header  # noqa: E402
@@ -66,10 +66,11 @@ def rules(probabilities: np.ndarray, dx: list[list[str]], classes: list[str], so
                                            fallback=fallback)
             overall, _ = tune_global_threshold(probabilities, dx, classes, SCHEME, known, record_weights=weights,
                                                fallback=fallback)
+            shrunk, _ = tune_thresholds(probabilities, dx, classes, SCHEME, known, record_weights=weights,
+                                        fallback=fallback, shrink=0.5)
             found[f"per class, {pooling}{suffix}"] = (per_class, fallback)
             found[f"global {overall:.2f}, {pooling}{suffix}"] = (np.full(len(classes), overall), fallback)
-            found[f"per class shrunk halfway to the global, {pooling}{suffix}"] = (
-                np.where(per_class < NEVER, (per_class + overall) / 2, NEVER), fallback)
+            found[f"per class shrunk halfway to the global, {pooling}{suffix}"] = (shrunk, fallback)
     return found
 
 

@@ -76,3 +76,19 @@ def test_without_a_validation_part_each_fold_trains_on_all_its_records_and_keeps
         assert document["validation"]["epoch"] == len(document["history"]) == 2
     with pytest.raises(ValueError, match="two folds or more"):  # one fold would predict no record out of fold
         cross_validate(data, replace(config, folds=1), tmp_path / "one", ON_THE_CPU)
+
+
+def test_only_folds_trains_and_predicts_those_folds_of_the_same_assignment(tmp_path, monkeypatch):
+    config = replace(Config(model="crnn", labels="cpsc", epochs=1, batch_size=4), folds=3)
+    data = load_training_set(FIXTURES / "cpsc_text", config)
+    trained = []
+    monkeypatch.setattr(crossval, "fit", lambda data, train_rows, *rest, **named: trained.append(
+        set(train_rows.tolist())) or real_fit(data, train_rows, *rest))
+    whole = cross_validate(data, config, tmp_path / "all", ON_THE_CPU)
+    trained.clear()
+    one = cross_validate(data, config, tmp_path / "one", ON_THE_CPU, only_folds=[1])
+    assert [d.name for d in one.model_dirs] == ["fold2"] and len(trained) == 1
+    assert one.rows.tolist() == whole.rows[whole.fold_of == 1].tolist() and (one.fold_of == 1).all()
+    assert trained[0] == set(range(len(data.names))) - set(one.rows.tolist())
+    np.testing.assert_array_equal(one.probabilities, whole.probabilities[whole.fold_of == 1])  # the same network
+    assert not (tmp_path / "one" / "fold1").exists()

@@ -246,3 +246,16 @@ def test_threshold_tuning_needs_no_network_code():
     probe = "import sys, cinc2020.decisions; print(sorted(m for m in ('torch', 'cinc2020.models') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+
+
+@pytest.mark.parametrize("shrink", [0.25, 0.5, 1.0])
+def test_shrunk_thresholds_lie_that_share_of_the_way_to_the_global_one_and_score_as_decided(shrink):
+    scheme, classes, dx, probabilities = random_case(2)
+    per_class, _ = tune_thresholds(probabilities, dx, classes, scheme)
+    overall, _ = tune_global_threshold(probabilities, dx, classes, scheme)
+    shrunk, score = tune_thresholds(probabilities, dx, classes, scheme, shrink=shrink)
+    tuned = per_class < NEVER
+    np.testing.assert_allclose(shrunk[tuned], (1 - shrink) * per_class[tuned] + shrink * overall)
+    assert (shrunk[~tuned] == NEVER).all()
+    assert score == DecisionMetric(dx, classes, scheme)(decide(probabilities, shrunk))
+    assert np.array_equal(tune_thresholds(probabilities, dx, classes, scheme, shrink=0.0)[0], per_class)
