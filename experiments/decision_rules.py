@@ -20,11 +20,18 @@ Each is applied to the refit network (what ships), the 4 fold networks averaged,
 averaged; scored per source by the official scorer on the records' own labels, with the paired difference
 from what ships (bootstrap, the same draws of the same records). Writes WORK_DIR/decision_rules.json and
 prints a table; parts already in that file are kept (``--again`` scores them afresh).
+
+The 2021 contract per lead set (issue 40): thresholds tuned for the 2021 metric on each lead set's out-of-fold
+probabilities (per class, and shrunk halfway toward the global; pooled and source-balanced), applied to each
+ensemble's probabilities on the test records read with that set's leads, per source
+(WORK_DIR/decision_rules_2021.json). A model that predates the saving of its lead sets' out-of-fold
+probabilities has them predicted again by its fold networks, once (WORK_DIR/predictions/out_of_fold_lead_sets.npz).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -33,11 +40,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))
 
 from cinc2020.decisions import decide, source_balanced_weights, tune_global_threshold, tune_thresholds  # noqa: E402
 from cinc2020.intervals import paired_difference  # noqa: E402
 from cinc2020.labels import label_matrix, loss_mask, source_of  # noqa: E402
-from cinc2020.records import find_records, parse_header  # noqa: E402
+from cinc2020.records import LEAD_SETS_2021, find_records, parse_header  # noqa: E402
 from cinc2020.scoring import score_predictions  # noqa: E402
 
 SCHEME = "snomed"
@@ -113,6 +121,56 @@ def judge(out_of_fold: Path, predictions: Path, draws: int, baseline: str = "per
     return results
 
 
+LEAD_SET_RULES = {"per class": 0.0, "per class shrunk halfway to the global": 0.5}
+
+
+def lead_set_out_of_fold(work: Path) -> Path:
+    """The judge's out-of-fold probabilities read with each lead set's leads (predicted again by its fold
+    networks where the model predates their saving), kept in WORK_DIR/predictions."""
+    from evaluate_recipe import lead_set_out_of_fold as predicted_again
+
+    path = work / "predictions" / "out_of_fold_lead_sets.npz"
+    if not path.exists():
+        development = work / "model-records"
+        fold_of, by_lead_set = predicted_again(work / "model", development)
+        oof = np.load(work / "model" / "out_of_fold.npz")
+        np.savez_compressed(path, names=oof["names"], classes=oof["classes"], fold=fold_of,
+                            **{f"probabilities_{k.replace(' ', '_')}": v for k, v in by_lead_set.items()})
+    return path
+
+
+def judge_lead_sets(work: Path) -> dict:
+    """The 2021 contract per lead set on the test records: thresholds tuned for the 2021 metric on each lead
+    set's out-of-fold probabilities by each rule (pooled, and source-balanced), applied to each ensemble's
+    probabilities on the test records read with that set's leads; per source, with the ratio to 12 leads."""
+    oof = np.load(lead_set_out_of_fold(work))
+    classes = [str(c) for c in oof["classes"]]
+    dx = development_labels(oof["names"])
+    sources = [source_of(str(n)) for n in oof["names"]]
+    known = loss_mask(sources, dx, label_matrix(dx, classes, SCHEME), classes, SCHEME) > 0
+    balanced = source_balanced_weights(dx, classes, "2021", sources, known)
+    saved = np.load(work / "predictions" / "test.npz")
+    networks = [str(n) for n in saved["networks"]]
+    test_dx = [d.split(",") for d in saved["dx"]]
+    test_sources = np.array([source_of(str(n)) for n in saved["names"]])
+    results = {}
+    for lead_set in LEAD_SETS_2021:
+        slug = f"probabilities_{lead_set.replace(' ', '_')}"
+        for (rule, shrink), (pooling, weights) in itertools.product(LEAD_SET_RULES.items(),
+                                                                    (("pooled", None), ("source-balanced", balanced))):
+            thresholds, _ = tune_thresholds(oof[slug], dx, classes, "2021", known, record_weights=weights, shrink=shrink)
+            for ensemble, members in ENSEMBLES.items():
+                probabilities = saved[slug][[networks.index(m) for m in members]].mean(axis=0)
+                for source in sorted(set(test_sources)):
+                    mine = test_sources == source
+                    chosen = [d for d, m in zip(test_dx, mine) if m]
+                    scores = score_predictions(chosen, classes, decide(probabilities[mine], thresholds),
+                                               probabilities[mine], "2021")
+                    results.setdefault(f"{source} ({mine.sum()}) | {ensemble} | {rule}, {pooling}", {})[lead_set] = \
+                        scores.challenge_metric
+    return results
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("work_dir", type=Path)
@@ -128,7 +186,13 @@ def main(argv=None):
     for part, (out_of_fold, predictions) in parts.items():
         if part not in report and out_of_fold.exists() and predictions.exists():
             report[part] = judge(out_of_fold, predictions, args.draws)
+    lead_sets = args.work_dir / "decision_rules_2021.json"
+    if not lead_sets.exists() or args.again:
+        lead_sets.write_text(json.dumps(judge_lead_sets(args.work_dir), indent=1))
     saved.write_text(json.dumps(report, indent=1))
+    print("\nThe 2021 metric per lead set, test records: records | networks | rule: " + ", ".join(LEAD_SETS_2021))
+    for key, per_set in json.loads(lead_sets.read_text()).items():
+        print(f"  {key}: " + ", ".join(f"{v:.3f} ({v / per_set['12 leads']:.2f}x)" for v in per_set.values()))
     for where, results in report.items():
         print(f"\n{where}: records | networks | rule: Challenge (paired difference from what ships, 95 %), AUROC")
         for key, r in results.items():

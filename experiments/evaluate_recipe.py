@@ -221,7 +221,7 @@ def lead_set_out_of_fold(model_dir: Path, development: Path) -> tuple[np.ndarray
 
 def results_2021(model_dir: Path, development: Path, work: Path) -> dict:
     """The 2021 contract scored per lead set: thresholds tuned for the 2021 metric on each lead set's out-of-fold
-    probabilities (as the recipe tunes them now), applied to the shipped network's probabilities on the test
+    probabilities (as the recipe tunes them now), applied to the shipped networks' probabilities on the test
     records read with that set's leads, per source and on the fixtures of other sources; beside it, the same
     networks decided with the 2020 thresholds on every set, as before."""
     fold_of, by_lead_set = lead_set_out_of_fold(model_dir, development)
@@ -231,12 +231,17 @@ def results_2021(model_dir: Path, development: Path, work: Path) -> dict:
     row_of = {name: i for i, name in enumerate(data.names)}
     rows = np.array([row_of[str(name)] for name in saved_oof["names"]])
     dx, known = [data.dx[i] for i in rows], data.mask[rows] > 0
-    thresholds = {name: tune_thresholds(p, dx, classes, "2021", known)[0] for name, p in by_lead_set.items()}
+    shipped_model = json.loads((model_dir / MODEL_FILE).read_text())
+    shrink = Config.from_json(shipped_model["members"][0]["config"]).threshold_shrink
+    thresholds = {name: tune_thresholds(p, dx, classes, "2021", known, shrink=shrink)[0]
+                  for name, p in by_lead_set.items()}
     thresholds_2020 = np.asarray(load_model(model_dir).thresholds)
     results = {"thresholds_2021": {name: t.tolist() for name, t in thresholds.items()}, "scored": {}}
     for group, file in (("test", "test.npz"), ("fixtures", "fixtures.npz")):
         saved = np.load(work / "predictions" / file)
-        shipped = [str(n) for n in saved["networks"]].index("refit")
+        networks = [str(n) for n in saved["networks"]]
+        shipped = [networks.index("refit")] if shipped_model["members"][0]["fold"] == "all records" else \
+            [i for i, n in enumerate(networks) if n.startswith("fold")]  # what the model ships: its mean
         group_dx = [d.split(",") for d in saved["dx"]]
         sources = np.array([source_of(str(n)) for n in saved["names"]]) if group == "test" else \
             np.array(["other sources"] * len(group_dx))
@@ -245,7 +250,7 @@ def results_2021(model_dir: Path, development: Path, work: Path) -> dict:
             mine = (sources == source) & read  # a record that failed in some set is left out of every set
             chosen = [d for d, m in zip(group_dx, mine) if m]
             for name in LEAD_SETS_2021:
-                probabilities = saved[f"probabilities_{name.replace(' ', '_')}"][shipped][mine]
+                probabilities = saved[f"probabilities_{name.replace(' ', '_')}"][shipped].mean(axis=0)[mine]
                 entry = {"records": int(mine.sum())}
                 for how, used in (("2021", thresholds[name]), ("2020", thresholds_2020)):
                     scores = score_predictions(chosen, classes, decide(probabilities, used), probabilities, "2021")
