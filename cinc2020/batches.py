@@ -69,7 +69,8 @@ def mixup(signals: torch.Tensor, lengths: torch.Tensor, targets: np.ndarray, mas
     longer of the two (the batch is zero-padded), and a label counts only where both records' sources give it."""
     partner = rng.permutation(len(targets))
     weight = rng.beta(alpha, alpha, size=len(targets)).astype(np.float32)
-    mixed = torch.from_numpy(weight)[:, None, None] * signals + torch.from_numpy(1 - weight)[:, None, None] * signals[partner]
+    along = torch.from_numpy(weight)[:, None, None]
+    mixed = along * signals + (1 - along) * signals[partner]
     column = weight[:, None]
     return (mixed, torch.maximum(lengths, lengths[partner]), column * targets + (1 - column) * targets[partner],
             mask * mask[partner], column * demographics + (1 - column) * demographics[partner])

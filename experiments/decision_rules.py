@@ -158,7 +158,8 @@ def judge_lead_sets(work: Path) -> dict:
         slug = f"probabilities_{lead_set.replace(' ', '_')}"
         for (rule, shrink), (pooling, weights) in itertools.product(LEAD_SET_RULES.items(),
                                                                     (("pooled", None), ("source-balanced", balanced))):
-            thresholds, _ = tune_thresholds(oof[slug], dx, classes, "2021", known, record_weights=weights, shrink=shrink)
+            thresholds, _ = tune_thresholds(oof[slug], dx, classes, "2021", known, record_weights=weights,
+                                            shrink=shrink)
             for ensemble, members in ENSEMBLES.items():
                 probabilities = saved[slug][[networks.index(m) for m in members]].mean(axis=0)
                 for source in sorted(set(test_sources)):

@@ -338,6 +338,12 @@ def write_results(path: Path, model_dir: Path, results: dict, minutes: float | N
     rules = model_dir.parent / "decision_rules.json"
     for part, results_of_part in (json.loads(rules.read_text()) if rules.exists() else {}).items():
         lines += ["", *decision_rules_table(part, results_of_part)]
+    screen = model_dir.parent / "screen" / "screen.json"
+    if screen.exists():
+        from screen_unseen import screen_table
+
+        screened = json.loads(screen.read_text())
+        lines += ["", *screen_table(screened["choices"], screened["spread"])]
     ptbxl = test.get("PTB-XL", {}).get("12 leads")
     if ptbxl:
         lines += ["", f"Against the recipe trained on PTB-XL alone (commit {PTBXL_ONLY['commit']}, the same split): on the "

@@ -22,7 +22,8 @@ predicts its held-out fold again and checks that it matches the judge's out-of-f
 of training is that of the judge's 4 fold networks, each tuned on its own held-out fold and scored on the
 same Chapman-Shaoxing records: the mean absolute difference of two of them, per rule (seed and a quarter of
 the records differ). Keep rule (issue 39): a choice's gain over the baseline beats that spread. Writes
-WORK_DIR/screen.json and docs/screening_unseen.md.
+WORK_DIR/screen.json and docs/screening_unseen.md; ``evaluate_recipe.py JUDGE_DIR`` adds the table to
+docs/results.md when WORK_DIR is JUDGE_DIR/screen.
 """
 
 from __future__ import annotations
@@ -152,12 +153,12 @@ def training_spread(judge: Path) -> dict:
             for rule, s in scores.items()}
 
 
-def write_page(path: Path, results: dict, spread: dict) -> None:
+def screen_table(results: dict, spread: dict) -> list[str]:
+    """The screen's description and table, as Markdown lines (docs/screening_unseen.md, docs/results.md)."""
     baseline = results["baseline"]
     lines = [
-        "# Training choices judged on a source never trained on (issue 39)",
-        "",
-        "Written by `python experiments/screen_unseen.py WORK_DIR JUDGE_DIR` (CPU, 2 cores). Each choice trains one "
+        "Training choices judged on a source never trained on, written by `python experiments/screen_unseen.py "
+        "WORK_DIR JUDGE_DIR` (CPU, 2 cores). Each choice trains one "
         f"network: fold 1 of the recipe trained on PTB-XL's development records alone (the judge's leave-one-source-"
         f"out run (a), seed {SEED}), on {baseline['records']['trained']:,} PTB-XL records; its thresholds are tuned on "
         f"its held-out fold ({baseline['records']['ptbxl_fold']:,} PTB-XL records) by each rule, and it is scored on "
@@ -185,6 +186,11 @@ def write_page(path: Path, results: dict, spread: dict) -> None:
             lines.append(f"| {choice} | {rule}{global_at} | {r['chapman']:.3f}"
                          + (" ({:+.3f} to {:+.3f})".format(*paired) if paired else "")
                          + f" | {r['chapman_auroc']:.3f} | {r['ptbxl_fold']:.3f} | {r['ptbxl_fold_auroc']:.3f} | {verdict} |")
+    return lines
+
+
+def write_page(path: Path, results: dict, spread: dict) -> None:
+    lines = ["# Training choices judged on a source never trained on (issue 39)", "", *screen_table(results, spread)]
     path.write_text("\n".join(lines) + "\n")
 
 
