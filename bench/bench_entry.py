@@ -6,7 +6,7 @@
 Prints:
   * driver.py on the real PTB-XL records of ../shared/data/ptbxl (100 Hz, 10 s): records/s, peak RSS;
   * driver.py on 1,000 synthetic 10 s records at 500 Hz (speed only): records/s for the whole run, start-up
-    included, against the entry's inference budget (INFERENCE_BUDGET records/s on 2 cores);
+    included, and once loaded, against the entry's inference budget (INFERENCE_BUDGET records/s once loaded);
   * one synthetic 30-minute 500 Hz record through run_12ECG_classifier: seconds;
   * training: seconds for one epoch over the PTB-XL records (reading excluded).
 """
@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("CINC2020_SHARED", ROOT.parent / "shared"))
 LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
-INFERENCE_BUDGET = 50.0  # records/s, whole driver run over 1,000 10-s 500 Hz records on 2 cores
+# records/s once loaded, the driver on 10-s 500 Hz records (it classifies on one thread): enough for an ensemble of
+# four networks (issue 39; 50 for the whole run while one network shipped)
+INFERENCE_BUDGET = 12.0
 
 
 def write_record(folder: Path, name: str, fs: int, seconds: float, rng) -> None:
@@ -99,8 +101,8 @@ def main():
             write_record(folder, f"S{i:05d}", 500, 10, rng)
         rate, steady, _ = time_driver(args.model, folder, args.synthetic)
     print(f"driver, {args.synthetic} synthetic records (500 Hz, 10 s):    {rate:6.1f} records/s whole run, "
-          f"{steady:6.1f} once loaded; budget {INFERENCE_BUDGET:.0f} records/s whole run: "
-          + ("met" if rate >= INFERENCE_BUDGET else "MISSED"))
+          f"{steady:6.1f} once loaded; budget {INFERENCE_BUDGET:.0f} records/s once loaded: "
+          + ("met" if steady >= INFERENCE_BUDGET else "MISSED"))
 
     from run_12ECG_classifier import load_12ECG_model, run_12ECG_classifier
     from cinc2020.records import read_record

@@ -14,11 +14,12 @@ The out-of-fold probabilities are saved beside the model (``OUT_OF_FOLD_FILE``)
 so that the thresholds can be checked.
 
 The defaults are the screened recipe (docs/screening.md and docs/screening_2.md,
-experiments/screen_recipes.py) in the form the inference budget allows: 4-fold cross-validation
-of the attention network for the thresholds (each fold model trained on all its records to its
-last epoch, as the refit is), and one network refit on every record as what ships (four fold
-models would run at about 15 records/s, under a third of the budget). docs/results.md scores it
-once (experiments/evaluate_recipe.py).
+experiments/screen_recipes.py): 4-fold cross-validation of the attention network (each fold model
+trained on all its records to its last epoch), the fold models shipped as an ensemble, and their
+out-of-fold probabilities tuning the thresholds they are applied with, per class shrunk halfway
+toward one global threshold (``Config.threshold_shrink``): judged on a source never trained on,
+that beat the refit network with per-class thresholds (issue 39, docs/results.md, scored once by
+experiments/evaluate_recipe.py).
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ from .records import as_folders
 from .resume import resume_mismatch
 from .train import fit, load_data
 
-# One network is what the inference budget (50 records/s on 2 cores, bench/bench_entry.py) allows: the SE
-# attention network runs at about 60 records/s once loaded, four fold models at about 15.
+# The SE attention network runs at about 60 records/s once loaded, its four fold models at about 15 (the
+# inference budget, bench/bench_entry.py: 12).
 MODELS = ("cnn_attention",)
 STACKING = False  # the meta-classifier lost to the plain mean in an earlier comparison
 OUT_OF_FOLD_FILE = "out_of_fold.npz"

@@ -130,6 +130,6 @@ def test_a_model_saved_before_the_configuration_gained_fields_loads_as_it_was_tr
         member["config"] |= {"normalisation": "mean", "class_weights": True}
     (folder / "model.json").write_text(json.dumps(document))
     loaded = load_model(folder)
-    assert loaded.configs == [Config()]
+    assert loaded.configs == [Config(normalisation="mean")]
     for name, tensor in network.state_dict().items():
         assert torch.equal(loaded.networks[0].state_dict()[name], tensor)

@@ -83,6 +83,6 @@ def test_the_defaults_are_the_shipped_models_configuration():
 
 def test_an_architecture_brings_its_source_designs_choices_unless_told_otherwise():
     assert (Config(model="crnn").normalisation, Config(model="crnn").class_weights) == ("std", False)
-    assert (Config().normalisation, Config().class_weights) == ("mean", True)
+    assert (Config().normalisation, Config().class_weights) == ("std", True)  # std won for the attention network
     assert Config(model="crnn", normalisation="mean").normalisation == "mean"
     assert Config.from_json(Config(model="crnn").to_json()) == Config(model="crnn")  # saved resolved

@@ -21,7 +21,7 @@ def test_two_process_training_with_gloo(tmp_path):
                                                       "val_fraction": 0.2})}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(ROOT / "train_model.py"), str(FIXTURES / "cinc_snomed"), str(model), "--folds", "1",
+         str(ROOT / "train_model.py"), str(FIXTURES / "cinc_snomed"), str(model), "--folds", "1", "--refit",
          "--model", "crnn", "--model", "cnn_attention"],
         capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

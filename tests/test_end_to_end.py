@@ -57,7 +57,7 @@ def test_training_writes_a_complete_model(snomed_model):
     assert [(m["config"]["model"], m["fold"]) for m in members] == \
         [("crnn", 1), ("crnn", 2), ("crnn", 3), ("cnn_attention", 1), ("cnn_attention", 2), ("cnn_attention", 3)]
     assert all(m["config"]["epochs"] == 2 and len(m["history"]) == 2 for m in members)
-    assert [m["config"]["normalisation"] for m in members] == ["std"] * 3 + ["mean"] * 3
+    assert [m["config"]["normalisation"] for m in members] == ["std"] * 6
     assert [m["config"]["class_weights"] for m in members] == [False] * 3 + [True] * 3
     assert "stacker" not in document
     assert document["recipe"] == {"models": ["crnn", "cnn_attention"], "folds": 3, "networks": "the fold models",
@@ -88,7 +88,9 @@ def test_thresholds_are_tuned_on_the_out_of_fold_outputs_combined_as_the_driver_
                              classes=document["classes"])
     rows = [data.names.index(name) for name in saved["names"]]
     assert [data.dx[i] for i in rows] == dx
-    thresholds, _ = tune_thresholds(combined, dx, document["classes"], "snomed", data.mask[rows] > 0)
+    shrink = document["members"][0]["config"]["threshold_shrink"]  # the default's, halfway to one global
+    assert shrink == 0.5
+    thresholds, _ = tune_thresholds(combined, dx, document["classes"], "snomed", data.mask[rows] > 0, shrink=shrink)
     assert thresholds.tolist() == document["thresholds"]
 
 
@@ -173,10 +175,11 @@ def test_driver_survives_bad_records(snomed_model, tmp_path):
 def test_unofficial_phase_entry_from_text_labels(tmp_path):
     model = tmp_path / "cpsc_model"
     result = run_script(ROOT / "train_model.py", FIXTURES / "cpsc_text", model, "--labels", "cpsc", "--folds", "2",
-                        "--model", "crnn", "--model", "cnn_attention", "--stacking", env={"CINC2020_CONFIG": QUICK})
+                        "--model", "crnn", "--model", "cnn_attention", "--stacking", "--refit",
+                        env={"CINC2020_CONFIG": QUICK})
     assert result.returncode == 0, result.stderr[-2000:]
     document = json.loads((model / "model.json").read_text())
-    # the default refit: one network per architecture, stacked with the meta-classifier fitted out of fold
+    # a refit: one network per architecture, stacked with the meta-classifier fitted out of fold
     assert [(m["config"]["model"], m["config"]["labels"], m["fold"]) for m in document["members"]] == \
         [("crnn", "cpsc", "all records"), ("cnn_attention", "cpsc", "all records")]
     assert document["stacker"] == {"inputs": ["crnn", "cnn_attention"]}
@@ -190,15 +193,16 @@ def test_unofficial_phase_entry_from_text_labels(tmp_path):
 
 
 @pytest.mark.shared_data
-def test_default_recipe_ships_one_refit_attention_network(tmp_path):
+def test_default_recipe_ships_the_four_fold_attention_networks_with_thresholds_shrunk_halfway(tmp_path):
     model = tmp_path / "model"
     result = run_script(ROOT / "train_model.py", FIXTURES / "cinc_snomed", model, env={"CINC2020_CONFIG": QUICK})
     assert result.returncode == 0, result.stderr[-2000:]
     document = json.loads((model / "model.json").read_text())
     assert [(m["config"]["model"], m["config"]["class_weights"], m["fold"]) for m in document["members"]] == \
-        [("cnn_attention", True, "all records")]
+        [("cnn_attention", True, fold) for fold in (1, 2, 3, 4)]
     # thresholds tuned on the out-of-fold probabilities of every record, never on the checkpoint's records
     assert document["recipe"]["folds"] == 4 and document["cross_validation"]["records"] == 12
+    assert document["recipe"]["networks"] == "the fold models"
 
 
 def test_training_on_a_folder_without_labels_stops_clearly(tmp_path):

@@ -23,7 +23,8 @@ def members():
     result = []
     for seed, architecture in enumerate(ARCHITECTURES):
         torch.manual_seed(seed)
-        config = config_from_environment(model=architecture)
+        # each member brings its own normalisation, the source designs' (the defaults are "std" for every one)
+        config = config_from_environment(model=architecture, normalisation="std" if architecture == "crnn" else "mean")
         result.append(checkpoint.Member(config, build_model(config, len(CLASSES)).eval().state_dict(),
                                         {"fold": seed % 2 + 1}))
     return result

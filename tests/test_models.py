@@ -54,10 +54,10 @@ def test_attention_model_follows_the_design():
 
 def test_choosing_an_architecture_brings_its_designs_defaults(monkeypatch):
     monkeypatch.delenv("CINC2020_CONFIG", raising=False)
-    assert config_from_environment().normalisation == "mean" and config_from_environment().class_weights
+    assert config_from_environment().normalisation == "std" and config_from_environment().class_weights
     assert config_from_environment(model="crnn").normalisation == "std"
     assert not config_from_environment(model="crnn").class_weights
-    assert config_from_environment(model="cnn_attention", normalisation="std").normalisation == "std"
+    assert config_from_environment(model="cnn_attention", normalisation="mean").normalisation == "mean"
 
 
 STRONG = dict(block="se_residual", conv_channels=(32, 32, 64, 128, 128), stage_strides=(2, 2, 2, 2, 2))

@@ -86,7 +86,7 @@ def test_run_model_never_raises_and_says_why_once(trained, capsys):
 
 
 def test_the_shipped_model_through_their_test_model_scores_alike_by_both_scorers(harness, tmp_path):
-    """model/ as it ships (2020 thresholds on every lead set until it is retrained) on the 12 fixture records
+    """model/ as it ships (its thresholds tuned per lead set) on the 12 fixture records
     and their 2-lead copies."""
     records = FIXTURES / "cinc_snomed"
     reduced = tmp_path / "records"
