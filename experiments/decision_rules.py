@@ -16,9 +16,10 @@ Every rule is tuned on the out-of-fold probabilities alone (as the recipe tunes)
 * per class shrunk halfway toward the global one;
 * each with and without the most probable class when none passes.
 
-Each is applied to the refit network (what ships), the 4 fold networks averaged, and the 4 and the refit
-averaged; scored per source by the official scorer on the records' own labels, with the paired difference
-from what ships (bootstrap, the same draws of the same records). Writes WORK_DIR/decision_rules.json and
+Each is applied to the refit network, the 4 fold networks averaged, and the 4 and the refit averaged (those the
+run kept); scored per source by the official scorer on the records' own labels, with the paired difference
+from what the run ships with per-class thresholds (the refit where it has one, else the 4 fold networks;
+bootstrap, the same draws of the same records). Writes WORK_DIR/decision_rules.json and
 prints a table; parts already in that file are kept (``--again`` scores them afresh).
 
 The 2021 contract per lead set (issue 40): thresholds tuned for the 2021 metric on each lead set's out-of-fold
@@ -89,6 +90,8 @@ def scored(dx, classes, probabilities, thresholds, fallback) -> dict:
 
 
 def judge(out_of_fold: Path, predictions: Path, draws: int, baseline: str = "per class, pooled") -> dict:
+    """Every rule and ensemble on each source of ``predictions``, with the paired difference from what the model
+    ships with the baseline rule (the refit where there is one, else the fold networks averaged)."""
     oof = np.load(out_of_fold)
     classes = [str(c) for c in oof["classes"]]
     oof_dx = development_labels(oof["names"])
@@ -100,12 +103,14 @@ def judge(out_of_fold: Path, predictions: Path, draws: int, baseline: str = "per
     dx = [d.split(",") for d in saved["dx"]]
     read = ~np.isnan(saved["probabilities_12_leads"]).any(axis=(0, 2))  # records that failed are left out
     sources = np.where(read, [source_of(str(n)) for n in saved["names"]], "")
-    refit = saved["probabilities_12_leads"][networks.index("refit")]
+    shipped = "refit" if "refit" in networks else "4 folds"
+    shipped_probabilities = saved["probabilities_12_leads"][[networks.index(m) for m in ENSEMBLES[shipped]]]
+    shipped_probabilities = shipped_probabilities.mean(axis=0)
     results = {}
     for source in sorted(set(sources) - {""}):
         mine = sources == source
         chosen_dx = [d for d, m in zip(dx, mine) if m]
-        ships = scored(chosen_dx, classes, refit[mine], *tuned[baseline])
+        ships = scored(chosen_dx, classes, shipped_probabilities[mine], *tuned[baseline])
         for ensemble, members in ENSEMBLES.items():
             if not set(members) <= set(networks):
                 continue
@@ -114,10 +119,10 @@ def judge(out_of_fold: Path, predictions: Path, draws: int, baseline: str = "per
                 result = scored(chosen_dx, classes, probabilities, thresholds, fallback)
                 key = f"{source} ({mine.sum()}) | {ensemble} | {rule}"
                 results[key] = {"challenge": result["challenge"], "auroc": result["auroc"]}
-                if (rule, ensemble) != (baseline, "refit"):
+                if (rule, ensemble) != (baseline, shipped):
                     results[key]["paired_difference_95"] = paired_difference(
-                        chosen_dx, classes, (result["outputs"], probabilities), (ships["outputs"], refit[mine]), SCHEME,
-                        draws=draws)["headline"]
+                        chosen_dx, classes, (result["outputs"], probabilities),
+                        (ships["outputs"], shipped_probabilities[mine]), SCHEME, draws=draws)["headline"]
     return results
 
 

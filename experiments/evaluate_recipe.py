@@ -2,7 +2,8 @@
 """Score the shipped recipe once, honestly (issues 15 and 32): trained exactly as ``train_model.py``
 trains it, on the development records alone.
 
-    python experiments/evaluate_recipe.py WORK_DIR [--seed 1] [--leave-one-source-out [SOURCE ...]] [--report-only]
+    python experiments/evaluate_recipe.py WORK_DIR [--seed 1] [--leave-one-source-out [SOURCE ...]
+                                                   [--without-development]] [--report-only]
 
 The records of the development folders (../shared/data/ptbxl and ../shared/data/chapman) split per
 source as the screening split PTB-XL (``splits.development_and_test``: 80 % to develop, 20 % that no choice
@@ -454,8 +455,13 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1, help="training and fold seed (default 1)")
     parser.add_argument("--leave-one-source-out", nargs="*", metavar="SOURCE",
                         help="also train on each source alone (or on these alone) and score on the others")
+    parser.add_argument("--without-development", action="store_true",
+                        help="with --leave-one-source-out: train only the sources alone, print their scores (the "
+                             "pages need the development model: they are left as they are)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the pages from the saved scores")
     args = parser.parse_args(argv)
+    if args.without_development and not args.leave_one_source_out:
+        parser.error("--without-development needs --leave-one-source-out SOURCE")
     if os.environ.get(ENVIRONMENT_VARIABLE):
         parser.error(f"${ENVIRONMENT_VARIABLE} is set: it would change the default recipe this scores")
     saved = args.work_dir / "results.json"
@@ -474,6 +480,12 @@ def main(argv=None):
         if unknown:  # before hours of training, not after
             parser.error(f"--leave-one-source-out: no development source named {', '.join(sorted(unknown))} "
                          f"(the sources: {', '.join(by_source(development))})")
+        if args.without_development:
+            loso = leave_one_source_out(args.work_dir, development, args.seed, args.leave_one_source_out)
+            saved.write_text(json.dumps(earlier | {"leave_one_source_out": earlier.get("leave_one_source_out", {})
+                                                   | loso}, indent=2))
+            print(json.dumps(loso, indent=2))
+            return
         minutes = train(development, model_dir, args.seed)
         fixtures = [h for h in find_records(FIXTURES) if not h.name.startswith(PTBXL_PREFIX)]
         save_predictions(args.work_dir / "predictions" / "test.npz", model_dir, test)
