@@ -279,6 +279,7 @@ def write_results(path: Path, model_dir: Path, results: dict, minutes: float | N
     lines = [
         "# The shipped recipe, scored once",
         "",
+        *stale_recipe(described),
         "Written by `python experiments/evaluate_recipe.py WORK_DIR` (CPU, 2 cores). The recipe is what "
         "`python train_model.py TRAIN_DIR MODEL_DIR` trains with no option: "
         f"{described['recipe']['folds']}-fold cross-validation of {' and '.join(described['recipe']['models'])} for "
@@ -372,6 +373,25 @@ def write_results(path: Path, model_dir: Path, results: dict, minutes: float | N
         "![Scores of the shipped recipe](results.png)",
     ]
     path.write_text("\n".join(lines) + "\n")
+
+
+def stale_recipe(described: dict) -> list[str]:
+    """A warning, as Markdown lines, where the judged model (its model.json) was trained with other defaults than
+    today's."""
+    config, today = described["members"][0]["config"], Config().to_json()
+    was = Config.from_json({k: v for k, v in config.items() if k in today}).to_json()  # lists and tuples alike
+    changed = [f"`{k}` {json.dumps(config[k])} (today {json.dumps(today[k])})" for k in config
+               if k in today and k != "seed" and was[k] != today[k]]
+    ships = "one per architecture, refit on every record" if today["refit"] else "the fold models"
+    if described["recipe"]["networks"] != ships:
+        changed.append(f"it ships {described['recipe']['networks']} (today {ships})")
+    if "threshold_shrink" not in config and today["threshold_shrink"]:
+        changed.append(f"per-class thresholds (today shrunk {today['threshold_shrink']} of the way to one global)")
+    if not changed:
+        return []
+    return ["**The networks judged here were trained with earlier defaults**: " + "; ".join(changed) + ". Their "
+            "figures are not today's recipe's until this script runs again in a new WORK_DIR; the tables of "
+            "decision rules and training choices below are what changed the defaults.", ""]
 
 
 def decision_rules_table(part: str, results: dict) -> list[str]:
