@@ -37,6 +37,8 @@ from scipy.signal import resample_poly
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from cinc2020.config import Config  # noqa: E402
+
 SHARED = Path(os.environ.get("CINC2020_SHARED", ROOT.parent / "shared"))
 LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 
@@ -49,7 +51,9 @@ SOURCES = {
     "PTB-XL": ("HR", 21837, 500, lambda rng, n: np.full(n, 10.0)),
     "Georgia": ("E", 10344, 500, lambda rng, n: np.full(n, 10.0)),
 }
-RECIPE_PASSES = 20 * (4 * 3 / 4 + 1)  # 20 epochs of 4 fold models on 3/4 of the records, then the refit on all
+# the default recipe's passes over the records: each fold model trains on (folds - 1) / folds of them, then a
+# refit (if any) on all
+RECIPE_PASSES = Config().epochs * (Config().folds - 1 + Config().refit)
 
 
 def counts(scale: float) -> dict[str, int]:
@@ -119,7 +123,6 @@ def write_corpus(scratch: Path, scale: float, seed: int = 0) -> None:
 def stage(name: str, scratch: Path, records_trained: int) -> dict:
     """One measurement, run in a process of its own (``--stage``) so that its memory is its own."""
     import torch
-    from cinc2020.config import Config
     from cinc2020.batches import TrainingBatches
     from cinc2020.distributed import start_processes
     from cinc2020.train import fit, load_data

@@ -81,7 +81,7 @@ class Config:
     # The share of a network's training records that chooses its checkpoint (the epoch with the lowest
     # validation loss) and stops it early; 0: no validation, the last epoch is kept, as in a refit.
     # Screened (docs/screening_2.md): fold models without one, 4 of them, beat 3 with a 20 % share
-    # (Challenge 0.548 against 0.531 out of fold); the refit that ships never had one.
+    # (Challenge 0.548 against 0.531 out of fold); they ship (``refit``), and a refit never has one.
     val_fraction: float = 0.0
     min_positives: int = 5       # a class needs this many labelled training records to be learned
     # The network also learns every other code its records carry (each on min_positives records or more) as
@@ -171,6 +171,9 @@ class Config:
                 raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be at least 0 and below 1, not {self.dropout}")
+        if self.threshold_shrink is not None and (isinstance(self.threshold_shrink, bool)
+                                                  or not isinstance(self.threshold_shrink, (int, float))):
+            raise ValueError(f"threshold_shrink must be a number, not {self.threshold_shrink!r}")
         if self.threshold_shrink is not None and not 0 <= self.threshold_shrink <= 1:
             raise ValueError(f"threshold_shrink must be between 0 and 1, not {self.threshold_shrink}")
         if not 0 <= self.lead_dropout <= 1:  # a chance: every record may drop leads

@@ -89,6 +89,8 @@ def cross_validate(data: TrainingSet, config: Config, out_dir: str | Path, proce
     extra = np.asarray([] if train_only is None else train_only, dtype=np.int64)
     if not 1 <= folds <= len(rows):
         raise ValueError(f"--folds must be between 1 and the number of records ({len(rows)}), not {folds}")
+    if only_folds is not None and not (only_folds and set(only_folds) <= set(range(folds))):
+        raise ValueError(f"only_folds must name folds from 0 to {folds - 1}, not {only_folds}")
     rank = processes.rank
     fold_seed = config.seed if fold_seed is None else fold_seed
     config.check_trainable(refit=False)

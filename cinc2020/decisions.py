@@ -144,8 +144,9 @@ def tune_thresholds(probabilities: np.ndarray, dx_lists: list[list[str]], classe
                     shrink: float = 0.0) -> tuple[np.ndarray, float]:
     """Thresholds (one per class) and the score they reach on these records (``known``: see the module;
     ``record_weights``: see ``DecisionMetric``; ``fallback``: ``decide``'s). ``shrink`` moves each tuned class's
-    threshold that share of the way toward one global threshold tuned on the same records (0: per class, 1:
-    global): per-class thresholds fit the tuning records' sources, and a source never seen pays for it."""
+    threshold that share of the way toward one global threshold tuned on the same records (0: per class, 1: the
+    global one for every tuned class): per-class thresholds fit the tuning records' sources, and a source never
+    seen pays for it."""
     metric = DecisionMetric(dx_lists, classes, scheme, known, record_weights)
     labels = label_matrix(dx_lists, classes, scheme)
     known = np.ones(labels.shape, dtype=bool) if known is None else np.asarray(known, dtype=bool)
@@ -162,8 +163,13 @@ def tune_thresholds(probabilities: np.ndarray, dx_lists: list[list[str]], classe
         return best
     overall, _ = tune_global_threshold(probabilities, dx_lists, classes, scheme, known, candidates, record_weights,
                                        fallback)
-    shrunk = np.where(best[0] < NEVER, (1 - shrink) * best[0] + shrink * overall, NEVER)
+    shrunk = shrunk_thresholds(best[0], overall, shrink)
     return shrunk, float(metric(decide(probabilities, shrunk, fallback)))
+
+
+def shrunk_thresholds(per_class: np.ndarray, overall: float, shrink: float) -> np.ndarray:
+    """Each tuned class's threshold moved ``shrink`` of the way toward ``overall``; an untuned one stays NEVER."""
+    return np.where(per_class < NEVER, (1 - shrink) * per_class + shrink * overall, NEVER)
 
 
 def tune_global_threshold(probabilities: np.ndarray, dx_lists: list[list[str]], classes: list[str], scheme: str,

@@ -29,7 +29,8 @@ each stage).
 CNNAttentionGRU, the attention design: the stack runs over the whole record; a
 bidirectional GRU reads the resulting sequence, and an attention layer pools its
 states into one vector (a learned weighting of the time steps) for the dense
-sigmoid layer. Its preprocessing only removes the mean (``Config.normalisation``).
+sigmoid layer. Its design only removes the mean (``Config.normalisation`` "mean"); the shipped recipe
+standardises each lead, which judged better on a source never trained on (issue 39).
 
 SEResNet: the stack with ``"se_residual"`` stages and global average pooling, no
 recurrence: the family of the 2020 rank-2 entry, kept as a reference for the

@@ -43,7 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
 
-from cinc2020.decisions import decide, source_balanced_weights, tune_global_threshold, tune_thresholds  # noqa: E402
+from cinc2020.decisions import (decide, shrunk_thresholds, source_balanced_weights, tune_global_threshold,  # noqa: E402
+                                tune_thresholds)
 from cinc2020.intervals import paired_difference  # noqa: E402
 from cinc2020.labels import label_matrix, loss_mask, source_of  # noqa: E402
 from cinc2020.records import LEAD_SETS_2021, find_records, parse_header  # noqa: E402
@@ -75,11 +76,10 @@ def rules(probabilities: np.ndarray, dx: list[list[str]], classes: list[str], so
                                            fallback=fallback)
             overall, _ = tune_global_threshold(probabilities, dx, classes, SCHEME, known, record_weights=weights,
                                                fallback=fallback)
-            shrunk, _ = tune_thresholds(probabilities, dx, classes, SCHEME, known, record_weights=weights,
-                                        fallback=fallback, shrink=0.5)
             found[f"per class, {pooling}{suffix}"] = (per_class, fallback)
             found[f"global {overall:.2f}, {pooling}{suffix}"] = (np.full(len(classes), overall), fallback)
-            found[f"per class shrunk halfway to the global, {pooling}{suffix}"] = (shrunk, fallback)
+            found[f"per class shrunk halfway to the global, {pooling}{suffix}"] = (
+                shrunk_thresholds(per_class, overall, 0.5), fallback)
     return found
 
 
@@ -157,7 +157,8 @@ def judge_lead_sets(work: Path) -> dict:
     saved = np.load(work / "predictions" / "test.npz")
     networks = [str(n) for n in saved["networks"]]
     test_dx = [d.split(",") for d in saved["dx"]]
-    test_sources = np.array([source_of(str(n)) for n in saved["names"]])
+    read = ~np.isnan(np.stack([saved[k] for k in saved.files if k.startswith("probabilities")])).any(axis=(0, 1, 3))
+    test_sources = np.where(read, [source_of(str(n)) for n in saved["names"]], "")  # a failed record: no set
     results = {}
     for lead_set in LEAD_SETS_2021:
         slug = f"probabilities_{lead_set.replace(' ', '_')}"
@@ -166,8 +167,10 @@ def judge_lead_sets(work: Path) -> dict:
             thresholds, _ = tune_thresholds(oof[slug], dx, classes, "2021", known, record_weights=weights,
                                             shrink=shrink)
             for ensemble, members in ENSEMBLES.items():
+                if not set(members) <= set(networks):
+                    continue
                 probabilities = saved[slug][[networks.index(m) for m in members]].mean(axis=0)
-                for source in sorted(set(test_sources)):
+                for source in sorted(set(test_sources) - {""}):
                     mine = test_sources == source
                     chosen = [d for d, m in zip(test_dx, mine) if m]
                     scores = score_predictions(chosen, classes, decide(probabilities[mine], thresholds),
@@ -193,11 +196,11 @@ def main(argv=None):
         if part not in report and out_of_fold.exists() and predictions.exists():
             report[part] = judge(out_of_fold, predictions, args.draws)
     lead_sets = args.work_dir / "decision_rules_2021.json"
-    if not lead_sets.exists() or args.again:
+    if (not lead_sets.exists() or args.again) and (args.work_dir / "predictions" / "test.npz").exists():
         lead_sets.write_text(json.dumps(judge_lead_sets(args.work_dir), indent=1))
     saved.write_text(json.dumps(report, indent=1))
     print("\nThe 2021 metric per lead set, test records: records | networks | rule: " + ", ".join(LEAD_SETS_2021))
-    for key, per_set in json.loads(lead_sets.read_text()).items():
+    for key, per_set in (json.loads(lead_sets.read_text()) if lead_sets.exists() else {}).items():
         print(f"  {key}: " + ", ".join(f"{v:.3f} ({v / per_set['12 leads']:.2f}x)" for v in per_set.values()))
     for where, results in report.items():
         print(f"\n{where}: records | networks | rule: Challenge (paired difference from what ships, 95 %), AUROC")

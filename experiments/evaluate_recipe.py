@@ -97,8 +97,13 @@ def trained_with_the_defaults(model_dir: Path, seed: int) -> bool:
     """Whether the finished model in ``model_dir`` is the default recipe's, trained with ``seed``."""
     document = json.loads((model_dir / MODEL_FILE).read_text())
     configs = [Config.from_json(member["config"]) for member in document["members"]]
-    return (document["recipe"]["folds"] == Config().folds and [c.model for c in configs] == list(MODELS)
+    return (document["recipe"]["folds"] == Config().folds and document["recipe"]["models"] == list(MODELS)
             and all(c == config_from_environment(model=c.model, seed=seed) for c in configs))
+
+
+def threshold_shrink(model_dir: Path) -> float:
+    """How far the model's thresholds were shrunk toward one global (0 where it predates the choice)."""
+    return json.loads((model_dir / MODEL_FILE).read_text())["members"][0]["config"].get("threshold_shrink", 0.0)
 
 
 def split() -> tuple[list[Path], list[Path]]:
@@ -180,7 +185,7 @@ def cross_validated(model_dir: Path, development: Path) -> dict[str, dict]:
     rows = np.array([row_of[str(name)] for name in saved["names"]])
     dx = [data.dx[i] for i in rows]
     outputs = cross_validated_outputs(probabilities, dx, classes, "snomed", saved["fold"],
-                                      known=data.mask[rows] > 0)[0]
+                                      known=data.mask[rows] > 0, shrink=threshold_shrink(model_dir))[0]
     sources = np.array([data.sources[i] for i in rows])
     results = {}
     for source in ["all", *sorted(set(sources))]:
@@ -233,7 +238,7 @@ def results_2021(model_dir: Path, development: Path, work: Path) -> dict:
     rows = np.array([row_of[str(name)] for name in saved_oof["names"]])
     dx, known = [data.dx[i] for i in rows], data.mask[rows] > 0
     shipped_model = json.loads((model_dir / MODEL_FILE).read_text())
-    shrink = Config.from_json(shipped_model["members"][0]["config"]).threshold_shrink
+    shrink = threshold_shrink(model_dir)
     thresholds = {name: tune_thresholds(p, dx, classes, "2021", known, shrink=shrink)[0]
                   for name, p in by_lead_set.items()}
     thresholds_2020 = np.asarray(load_model(model_dir).thresholds)

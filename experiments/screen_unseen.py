@@ -4,7 +4,8 @@
     python experiments/screen_unseen.py WORK_DIR JUDGE_DIR [--choice NAME ...] [--draws 1000] [--report-only]
 
 JUDGE_DIR is ``experiments/evaluate_recipe.py``'s, after ``--leave-one-source-out PTB-XL``: the recipe
-trained on PTB-XL's 4,880 development records alone (4 folds and a refit, seed 1, every network kept).
+trained on PTB-XL's 4,880 development records alone (4 folds, seed 1, every network kept); each choice changes
+that run's configuration (the defaults it was trained with, whatever today's are).
 The full recipe costs 43 minutes a choice on these 2 cores; a screen costs one network. Each choice
 trains fold 1 of that recipe's 4 folds (the same fold assignment and seed: ``crossval.cross_validate`` with
 ``only_folds``), 3,660 PTB-XL records, and:
@@ -83,8 +84,10 @@ def train_choice(work: Path, judge: Path, choice: str, records: Path) -> None:
     held_out_file = out / "held_out.npz"
     if held_out_file.exists():
         return
-    config = Config.from_json(Config(seed=SEED).to_json() | CHOICES[choice])
     judged = judge / "only-PTB-XL" / "model" / WORK_FOLDER / MODELS[0] / f"fold{SCREENED_FOLD + 1}"
+    # the choice on top of the judge's own configuration, whatever today's defaults are
+    judged_config = json.loads((judged / "model.json").read_text())["members"][0]["config"]
+    config = Config.from_json(judged_config | CHOICES[choice])
     if choice == "baseline" and not (out / f"fold{SCREENED_FOLD + 1}").exists():
         shutil.copytree(judged, out / f"fold{SCREENED_FOLD + 1}")
     data = load_data(records, config)
@@ -230,7 +233,8 @@ def main(argv=None):
         if choice != "baseline":
             results[choice] = scored_choice(args.work_dir, choice, chapman, results["baseline"], args.draws)
     for choice, result in results.items():
-        description = json.loads((networks_dir(args.work_dir, choice) / "fold1" / "model.json").read_text())
+        screened = networks_dir(args.work_dir, choice) / f"fold{SCREENED_FOLD + 1}"
+        description = json.loads((screened / "model.json").read_text())
         result["records"]["trained"] = description["training_data"]["train_records"]
     spread = training_spread(args.judge_dir)
     public = {c: {k: v for k, v in r.items() if not k.startswith("_")} for c, r in results.items()}

@@ -81,7 +81,7 @@ def test_the_defaults_are_the_shipped_models_configuration():
     assert Config.from_json(shipped) == Config() and set(shipped) <= set(Config().to_json())
 
 
-def test_an_architecture_brings_its_source_designs_choices_unless_told_otherwise():
+def test_an_architecture_brings_its_designs_class_weights_and_every_one_standardises_unless_told_otherwise():
     assert (Config(model="crnn").normalisation, Config(model="crnn").class_weights) == ("std", False)
     assert (Config().normalisation, Config().class_weights) == ("std", True)  # std won for the attention network
     assert Config(model="crnn", normalisation="mean").normalisation == "mean"

@@ -52,7 +52,7 @@ def test_attention_model_follows_the_design():
     assert model.classify.in_features == 256 and model.classify.out_features == 24
 
 
-def test_choosing_an_architecture_brings_its_designs_defaults(monkeypatch):
+def test_choosing_an_architecture_brings_its_designs_class_weights_and_standardisation_unless_told(monkeypatch):
     monkeypatch.delenv("CINC2020_CONFIG", raising=False)
     assert config_from_environment().normalisation == "std" and config_from_environment().class_weights
     assert config_from_environment(model="crnn").normalisation == "std"
