@@ -345,6 +345,17 @@ def write_results(path: Path, model_dir: Path, results: dict, minutes: float | N
     rules = model_dir.parent / "decision_rules.json"
     for part, results_of_part in (json.loads(rules.read_text()) if rules.exists() else {}).items():
         lines += ["", *decision_rules_table(part, results_of_part)]
+    lead_set_rules = model_dir.parent / "decision_rules_2021.json"
+    if lead_set_rules.exists():
+        lines += ["", "The 2021 contract per lead set under each decision rule (`experiments/decision_rules.py`): thresholds "
+                  "tuned for the 2021 metric on that lead set's out-of-fold probabilities, applied to the networks' "
+                  "probabilities on the test records read with that set's leads; in brackets, the share of 12 leads:",
+                  "", "| records | networks | rule | " + " | ".join(LEAD_SETS_2021) + " |",
+                  "|---|---|---|" + "---|" * len(LEAD_SETS_2021)]
+        for key, per_set in json.loads(lead_set_rules.read_text()).items():
+            where, networks, rule = key.split(" | ")
+            lines.append(f"| {where} | {networks} | {rule} | " + " | ".join(
+                f"{v:.3f} ({v / per_set['12 leads']:.2f}x)" for v in per_set.values()) + " |")
     screen = model_dir.parent / "screen" / "screen.json"
     if screen.exists():
         from screen_unseen import screen_table
