@@ -47,7 +47,7 @@ def test_a_saved_configuration_that_only_training_refuses_still_loads():
     with pytest.raises(ValueError, match="val_fraction 0 keeps its last epoch"):
         saved.check_trainable()
     with pytest.raises(ValueError, match="a refit keeps its last epoch"):
-        Config(schedule="constant", val_fraction=0.2).check_trainable()
+        Config(schedule="constant", val_fraction=0.2, refit=True).check_trainable()
     with pytest.raises(ValueError, match="two folds or more"):
         Config(folds=1).check_trainable()
 
