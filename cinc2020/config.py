@@ -137,13 +137,13 @@ class Config:
         if len(self.stage_strides) != len(self.conv_channels):
             raise ValueError(f"stage_strides needs one stride per stage ({len(self.conv_channels)}), "
                              f"not {len(self.stage_strides)}")
+        if self.threshold_shrink is None:
+            self.threshold_shrink = 0.5 if self.labels == "snomed" else 0.0
         self.check_ranges()
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be at least 0 and below 1, not {self.val_fraction}")
         if self.records_without_class is None:
             self.records_without_class = "skip" if self.labels == "cpsc" else "negative"
-        if self.threshold_shrink is None:
-            self.threshold_shrink = 0.5 if self.labels == "snomed" else 0.0
         if self.class_weights is None:
             self.class_weights = self.model != "crnn"
         for name, allowed in CHOICES.items():
@@ -159,7 +159,7 @@ class Config:
                 raise ValueError(f"{name} must be {lowest} or more, not {getattr(self, name)}")
         positive = ("fs", "window_s", "hop_s", "lr", "train_crop_s")
         not_negative = ("warmup_epochs", "weight_decay", "scale_sd", "noise_sd", "wander_mv", "shift_s", "mixup_alpha")
-        for name in (*at_least, *positive, *not_negative, "dropout", "lead_dropout", "val_fraction"):
+        for name in (*at_least, *positive, *not_negative, "dropout", "lead_dropout", "val_fraction", "threshold_shrink"):
             value = getattr(self, name)  # a string where a number belongs ($CINC2020_CONFIG, say) is named here
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"{name} must be a number, not {value!r}")
@@ -171,10 +171,7 @@ class Config:
                 raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be at least 0 and below 1, not {self.dropout}")
-        if self.threshold_shrink is not None and (isinstance(self.threshold_shrink, bool)
-                                                  or not isinstance(self.threshold_shrink, (int, float))):
-            raise ValueError(f"threshold_shrink must be a number, not {self.threshold_shrink!r}")
-        if self.threshold_shrink is not None and not 0 <= self.threshold_shrink <= 1:
+        if not 0 <= self.threshold_shrink <= 1:
             raise ValueError(f"threshold_shrink must be between 0 and 1, not {self.threshold_shrink}")
         if not 0 <= self.lead_dropout <= 1:  # a chance: every record may drop leads
             raise ValueError(f"lead_dropout must be between 0 and 1, not {self.lead_dropout}")

@@ -22,29 +22,27 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))
 
 from cinc2020.decisions import cross_validated_outputs  # noqa: E402
 from cinc2020.intervals import paired_difference  # noqa: E402
-from cinc2020.labels import label_matrix, loss_mask, source_of  # noqa: E402
-from cinc2020.records import find_records, parse_header  # noqa: E402
+from cinc2020.labels import source_of  # noqa: E402
 from cinc2020.scoring import score_predictions  # noqa: E402
-
-SCHEME = "snomed"
-SHARED = ROOT.parent / "shared" / "data"  # the development sources: ptbxl and chapman
+from decision_rules import SCHEME, development_labels, known_labels_of  # noqa: E402
 
 
-def decided(model_dir: Path, headers: dict[str, Path]) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-    """(names, classes, outputs, probabilities) of a model's out-of-fold predictions, as its recipe decided."""
+def decided(model_dir: Path) -> tuple[list[str], list[str], list[list[str]], np.ndarray, np.ndarray]:
+    """(names, classes, labels, outputs, probabilities) of a model's out-of-fold predictions, as its recipe
+    decided them."""
     saved = np.load(model_dir / "out_of_fold.npz")
     config = json.loads((model_dir / "model.json").read_text())["members"][0]["config"]
     names, classes = [str(n) for n in saved["names"]], [str(c) for c in saved["classes"]]
     probabilities = saved["probabilities"].mean(axis=0)
-    dx = [parse_header(headers[n].read_text()).dx for n in names]
-    sources = [source_of(n) for n in names]
-    known = loss_mask(sources, dx, label_matrix(dx, classes, SCHEME), classes, SCHEME) > 0
+    dx = development_labels(names)
+    known = known_labels_of(dx, classes, [source_of(n) for n in names])
     outputs = cross_validated_outputs(probabilities, dx, classes, SCHEME, saved["fold"], known=known,
                                       shrink=config.get("threshold_shrink", 0.0))[0]
-    return names, classes, outputs, probabilities
+    return names, classes, dx, outputs, probabilities
 
 
 def main(argv=None):
@@ -53,14 +51,12 @@ def main(argv=None):
     parser.add_argument("new", type=Path)
     parser.add_argument("--draws", type=int, default=1000)
     args = parser.parse_args(argv)
-    headers = {h.stem: h for h in find_records([SHARED / "ptbxl", SHARED / "chapman"])}
-    old_names, classes, old_outputs, old_probabilities = decided(args.old, headers)
-    new_names, new_classes, new_outputs, new_probabilities = decided(args.new, headers)
+    old_names, classes, dx, old_outputs, old_probabilities = decided(args.old)
+    new_names, new_classes, _, new_outputs, new_probabilities = decided(args.new)
     if sorted(old_names) != sorted(new_names) or classes != new_classes:
         raise SystemExit("the two models were cross-validated on other records or classes")
     order = [new_names.index(n) for n in old_names]
     new_outputs, new_probabilities = new_outputs[order], new_probabilities[order]
-    dx = [parse_header(headers[n].read_text()).dx for n in old_names]
     sources = np.array([source_of(n) for n in old_names])
     print("source (records): Challenge old -> new (paired difference, 95 %), AUROC old -> new")
     for source in ["all", *sorted(set(sources))]:

@@ -61,10 +61,14 @@ def development_labels(names) -> list[list[str]]:
     return [parse_header(headers[str(n)].read_text()).dx for n in names]
 
 
+def known_labels_of(dx: list[list[str]], classes: list[str], sources) -> np.ndarray:
+    """Which labels the records' sources give (the recipe's tuning counts only those)."""
+    return loss_mask(list(sources), dx, label_matrix(dx, classes, SCHEME), classes, SCHEME) > 0
+
+
 def rules(probabilities: np.ndarray, dx: list[list[str]], classes: list[str], sources) -> dict[str, tuple]:
     """Each decision rule, tuned on these (out-of-fold) probabilities: name -> (thresholds, fallback)."""
-    labels = label_matrix(dx, classes, SCHEME)
-    known = loss_mask(list(sources), dx, labels, classes, SCHEME) > 0
+    known = known_labels_of(dx, classes, sources)
     balanced = source_balanced_weights(dx, classes, SCHEME, sources, known) if len(set(sources)) > 1 else None
     found = {}
     for fallback in (True, False):
@@ -152,7 +156,7 @@ def judge_lead_sets(work: Path) -> dict:
     classes = [str(c) for c in oof["classes"]]
     dx = development_labels(oof["names"])
     sources = [source_of(str(n)) for n in oof["names"]]
-    known = loss_mask(sources, dx, label_matrix(dx, classes, SCHEME), classes, SCHEME) > 0
+    known = known_labels_of(dx, classes, sources)
     balanced = source_balanced_weights(dx, classes, "2021", sources, known)
     saved = np.load(work / "predictions" / "test.npz")
     networks = [str(n) for n in saved["networks"]]
