@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.io import loadmat
+from scipy.io import loadmat, whosmat
+from scipy.io.matlab import matfile_version
 
 STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 _LEAD_INDEX = {name.lower(): i for i, name in enumerate(STANDARD_LEADS)}
@@ -153,6 +154,21 @@ def machine_fault(error: BaseException) -> bool:
                                                and error.errno != errno.ENOENT)
 
 
+def claims_more_than_it_holds(path: str | Path) -> bool:
+    """Whether an uncompressed (version 4) MATLAB file's headers claim more values than it has bytes: a corrupt
+    file, not a machine short of memory, when reading it runs out of memory. Undecidable for compressed files."""
+    try:
+        if matfile_version(str(path))[0] != 0:
+            return False
+        return sum(math.prod(shape) for _, shape, _ in whosmat(str(path))) > Path(path).stat().st_size
+    except OSError as error:
+        if machine_fault(error):
+            raise
+        return True
+    except Exception:  # noqa: BLE001 - headers that cannot even be listed: the file is corrupt
+        return True
+
+
 def read_signal_file(path: str | Path) -> np.ndarray:
     """The ``val`` array (leads x samples) of a MATLAB file."""
     try:
@@ -160,6 +176,8 @@ def read_signal_file(path: str | Path) -> np.ndarray:
     except FileNotFoundError:
         raise RecordError(f"{path}: no such signal file") from None
     except MemoryError:
+        if claims_more_than_it_holds(path):
+            raise RecordError(f"{path}: its header claims more values than the file holds") from None
         raise
     except OSError as error:
         if machine_fault(error):

@@ -1,6 +1,7 @@
 """Random and mutated headers and signal files raise RecordError or nothing else."""
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -80,3 +81,15 @@ def test_odd_shapes_and_values_reach_the_model_input(leads, samples, dtype, spec
     signal = only_record_errors(prepare, data, "\n".join(lines), Config())
     if signal is not None:
         assert signal.shape[0] == 12 and np.isfinite(signal).all()
+
+
+def test_a_signal_file_whose_header_claims_more_than_it_holds_is_the_records_error(tmp_path):
+    """Found by the fuzz test: one byte of the rows field changed, the file cut after its header. Reading it
+    asks for more memory than there is, which is the file's fault, not the machine's (tests/test_records.py:
+    a machine fault passes up)."""
+    raw = bytearray(REAL_MAT[:20])
+    raw[6] = 39
+    path = tmp_path / "R.mat"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(RecordError, match="claims more values than the file holds"):
+        read_signal_file(path)
