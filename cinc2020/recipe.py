@@ -40,12 +40,12 @@ from .decisions import tune_thresholds
 from .distributed import on_rank_zero, start_processes
 from .ensemble import cross_validated_stacking, fit_stacker, stacker_probabilities
 from .models import ARCHITECTURES
-from .records import as_folders
+from .records import as_folders, probabilities_key
 from .resume import resume_mismatch
 from .train import fit, load_data
 
-# The SE attention network runs at about 60 records/s once loaded, its four fold models at about 15 (the
-# inference budget, bench/bench_entry.py: 12).
+# The SE attention network runs at about 100 records/s once loaded, its four fold networks at about 36 (500
+# PTB-XL records, docs/performance.md; the inference budget, bench/bench_entry.py: 12).
 MODELS = ("cnn_attention",)
 STACKING = False  # the meta-classifier lost to the plain mean in an earlier comparison
 OUT_OF_FOLD_FILE = "out_of_fold.npz"
@@ -118,7 +118,7 @@ def save_model(model_dir: Path, saved: checkpoint.SavedModel, summary: dict, con
                         classes=np.array(data.classes), fold=oofs[0].fold_of,
                         models=np.array([c.model for c in configs]),
                         probabilities=np.stack([o.probabilities for o in oofs]),
-                        **{f"probabilities_{name.replace(' ', '_')}": np.stack([o.reduced[name] for o in oofs])
+                        **{probabilities_key(name): np.stack([o.reduced[name] for o in oofs])
                            for name in oofs[0].reduced})
     curves = model_dir / CURVES_FOLDER
     shutil.rmtree(curves, ignore_errors=True)

@@ -341,6 +341,11 @@ LEAD_SETS_2021 = {
 }
 
 
+def probabilities_key(lead_set: str) -> str:
+    """The array of a lead set's probabilities in a saved predictions file ("6 leads": "probabilities_6_leads")."""
+    return f"probabilities_{lead_set.replace(' ', '_')}"
+
+
 def as_folders(folders) -> list[Path]:
     """One folder (a path) or several (a list) as a list of paths."""
     return [Path(f) for f in folders] if isinstance(folders, (list, tuple)) else [Path(folders)]

@@ -47,7 +47,7 @@ from cinc2020.decisions import (decide, shrunk_thresholds, source_balanced_weigh
                                 tune_thresholds)
 from cinc2020.intervals import paired_difference  # noqa: E402
 from cinc2020.labels import label_matrix, loss_mask, source_of  # noqa: E402
-from cinc2020.records import LEAD_SETS_2021, find_records, parse_header  # noqa: E402
+from cinc2020.records import LEAD_SETS_2021, find_records, parse_header, probabilities_key  # noqa: E402
 from cinc2020.scoring import score_predictions  # noqa: E402
 
 SCHEME = "snomed"
@@ -144,7 +144,7 @@ def lead_set_out_of_fold(work: Path) -> Path:
         fold_of, by_lead_set = predicted_again(work / "model", development)
         oof = np.load(work / "model" / "out_of_fold.npz")
         np.savez_compressed(path, names=oof["names"], classes=oof["classes"], fold=fold_of,
-                            **{f"probabilities_{k.replace(' ', '_')}": v for k, v in by_lead_set.items()})
+                            **{probabilities_key(k): v for k, v in by_lead_set.items()})
     return path
 
 
@@ -165,7 +165,7 @@ def judge_lead_sets(work: Path) -> dict:
     test_sources = np.where(read, [source_of(str(n)) for n in saved["names"]], "")  # a failed record: no set
     results = {}
     for lead_set in LEAD_SETS_2021:
-        slug = f"probabilities_{lead_set.replace(' ', '_')}"
+        slug = probabilities_key(lead_set)
         for (rule, shrink), (pooling, weights) in itertools.product(LEAD_SET_RULES.items(),
                                                                     (("pooled", None), ("source-balanced", balanced))):
             thresholds, _ = tune_thresholds(oof[slug], dx, classes, "2021", known, record_weights=weights,

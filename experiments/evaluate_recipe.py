@@ -59,7 +59,7 @@ from cinc2020.intervals import bootstrap_intervals  # noqa: E402
 from cinc2020.labels import source_of  # noqa: E402
 from cinc2020.lead_sets import INTERVALS_BELOW, labelled_records, score_lead_sets  # noqa: E402
 from cinc2020.recipe import MODELS, OUT_OF_FOLD_FILE, WORK_FOLDER  # noqa: E402
-from cinc2020.records import LEAD_SETS_2021, find_records, with_leads  # noqa: E402
+from cinc2020.records import LEAD_SETS_2021, find_records, probabilities_key, with_leads  # noqa: E402
 from cinc2020.scoring import score_predictions  # noqa: E402
 from cinc2020.splits import development_and_test  # noqa: E402
 from train_12ECG_classifier import train_12ECG_classifier  # noqa: E402
@@ -142,8 +142,8 @@ def save_predictions(path: Path, model_dir: Path, headers: list[Path], lead_sets
     """Each kept network's probabilities on these records as the driver computes them, each record read with
     each lead set's leads alone (``records.with_leads``): arrays ``probabilities_<k>_leads``, networks x
     records x classes (NaN where a record failed), beside ``names``, ``dx`` (comma-joined), ``classes`` and
-    ``networks``. An existing file is kept."""
-    if path.exists():
+    ``networks``. An existing file that holds every lead set asked for is kept."""
+    if path.exists() and {probabilities_key(s) for s in lead_sets} <= set(np.load(path).files):
         return
     from tqdm import tqdm
 
@@ -161,7 +161,7 @@ def save_predictions(path: Path, model_dir: Path, headers: list[Path], lead_sets
                     probabilities[i, j] = network.probabilities(*reduced)
                 except Exception as error:  # noqa: BLE001 - the record's failure, as the driver takes it
                     print(f"warning: {lead_set}, {lines[0].split()[0]}: {error}", file=sys.stderr)
-        arrays[f"probabilities_{lead_set.replace(' ', '_')}"] = probabilities
+        arrays[probabilities_key(lead_set)] = probabilities
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, names=np.array([lines[0].split()[0] for _, lines, _ in records]),
                         dx=np.array([",".join(dx) for *_, dx in records]), classes=np.array(classes),
@@ -206,7 +206,7 @@ def lead_set_out_of_fold(model_dir: Path, development: Path) -> tuple[np.ndarray
     trained before it saved them, predicted again by the kept fold networks on their held-out records."""
     saved = np.load(model_dir / OUT_OF_FOLD_FILE)
     found = {"12 leads": saved["probabilities"].mean(axis=0)}
-    slug = {name: f"probabilities_{name.replace(' ', '_')}" for name in REDUCED_LEAD_SETS}
+    slug = {name: probabilities_key(name) for name in REDUCED_LEAD_SETS}
     if all(key in saved.files for key in slug.values()):
         return saved["fold"], found | {name: saved[key].mean(axis=0) for name, key in slug.items()}
     data = load_training_set(development, Config(), classes=list(saved["classes"]))
@@ -256,7 +256,7 @@ def results_2021(model_dir: Path, development: Path, work: Path) -> dict:
             mine = (sources == source) & read  # a record that failed in some set is left out of every set
             chosen = [d for d, m in zip(group_dx, mine) if m]
             for name in LEAD_SETS_2021:
-                probabilities = saved[f"probabilities_{name.replace(' ', '_')}"][shipped].mean(axis=0)[mine]
+                probabilities = saved[probabilities_key(name)][shipped].mean(axis=0)[mine]
                 entry = {"records": int(mine.sum())}
                 for how, used in (("2021", thresholds[name]), ("2020", thresholds_2020)):
                     scores = score_predictions(chosen, classes, decide(probabilities, used), probabilities, "2021")
