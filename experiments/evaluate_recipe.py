@@ -32,7 +32,9 @@ one's probabilities on every scored record are saved, per lead set, in ``WORK_DI
 (``save_predictions``), so that a decision rule or an ensemble is re-scored in seconds without training.
 
 A finished model in WORK_DIR is reused (a killed run resumes); then docs/results.md and docs/results.png
-are written (``--report-only``: from the scores saved in WORK_DIR). One process.
+are written (``--report-only``: from the scores saved in WORK_DIR), with the tables that
+``experiments/decision_rules.py`` and each screen (``WORK_DIR/screen*``, ``experiments/screen_unseen.py``) saved
+there. One process.
 """
 
 from __future__ import annotations
@@ -356,12 +358,11 @@ def write_results(path: Path, model_dir: Path, results: dict, minutes: float | N
             where, networks, rule = key.split(" | ")
             lines.append(f"| {where} | {networks} | {rule} | " + " | ".join(
                 f"{v:.3f} ({v / per_set['12 leads']:.2f}x)" for v in per_set.values()) + " |")
-    screen = model_dir.parent / "screen" / "screen.json"
-    if screen.exists():
+    for screen in sorted(model_dir.parent.glob("screen*/screen.json")):
         from screen_unseen import screen_table
 
         screened = json.loads(screen.read_text())
-        lines += ["", *screen_table(screened["choices"], screened["spread"])]
+        lines += ["", f"**Screen `{screen.parent.name}`.**", *screen_table(screened["choices"], screened["spread"], screened.get("baseline_config"))]
     ptbxl = test.get("PTB-XL", {}).get("12 leads")
     if ptbxl:
         lines += ["", f"Against the recipe trained on PTB-XL alone (commit {PTBXL_ONLY['commit']}, the same split): on the "
@@ -391,13 +392,20 @@ def write_results(path: Path, model_dir: Path, results: dict, minutes: float | N
     path.write_text("\n".join(lines) + "\n")
 
 
+def changed_defaults(config: dict) -> list[str]:
+    """Where a saved configuration (a model.json member's) differs from today's defaults, the seed aside, as
+    Markdown phrases."""
+    today = Config().to_json()
+    was = Config.from_json({k: v for k, v in config.items() if k in today}).to_json()  # lists and tuples alike
+    return [f"`{k}` {json.dumps(config[k])} (today {json.dumps(today[k])})" for k in config
+            if k in today and k != "seed" and was[k] != today[k]]
+
+
 def stale_recipe(described: dict) -> list[str]:
     """A warning, as Markdown lines, where the judged model (its model.json) was trained with other defaults than
     today's."""
     config, today = described["members"][0]["config"], Config().to_json()
-    was = Config.from_json({k: v for k, v in config.items() if k in today}).to_json()  # lists and tuples alike
-    changed = [f"`{k}` {json.dumps(config[k])} (today {json.dumps(today[k])})" for k in config
-               if k in today and k != "seed" and was[k] != today[k]]
+    changed = changed_defaults(config)
     ships = "one per architecture, refit on every record" if today["refit"] else "the fold models"
     if described["recipe"]["networks"] != ships:
         changed.append(f"it ships {described['recipe']['networks']} (today {ships})")
@@ -426,8 +434,8 @@ def decision_rules_table(part: str, results: dict) -> list[str]:
              if part == "test split" else f"the recipe {part}, every record of the source it never saw")
     lines = [f"Decision rules and ensembles, {part}: re-scored on the saved predictions (`experiments/decision_rules.py "
              f"WORK_DIR`), every rule tuned on the out-of-fold probabilities alone, scored on {where}; in brackets "
-             "the paired difference from what ships (the refit, per-class thresholds tuned pooled), 95 % bootstrap "
-             "interval. Rules without the most probable class when none passes scored the same as with it "
+             "the paired difference from the row without them (per-class thresholds tuned pooled, unshrunk, on the "
+             "refit where the run kept one, else on the 4 fold networks), 95 % bootstrap interval. Rules without the most probable class when none passes scored the same as with it "
              "wherever they are not listed.", "",
              "| networks | rule | " + " | ".join(sources) + " | mean |", "|---|---|" + "---|" * (len(sources) + 1)]
     for (networks, rule), per_source in shown.items():

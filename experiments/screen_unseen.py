@@ -26,7 +26,7 @@ of training is that of the judge's 4 fold networks, each tuned on its own held-o
 same Chapman-Shaoxing records: the mean absolute difference of two of them, per rule (seed and a quarter of
 the records differ). Keep rule (issue 39): a choice's gain over the baseline beats that spread. Writes
 WORK_DIR/screen.json and docs/screening_unseen.md (``--page``: another page); ``evaluate_recipe.py JUDGE_DIR``
-adds the table to docs/results.md when WORK_DIR is JUDGE_DIR/screen.
+adds the table to docs/results.md when WORK_DIR is JUDGE_DIR/screen (or any JUDGE_DIR/screen*: one table each).
 
 The lead sets: each network's held-out fold and the Chapman-Shaoxing records are also predicted with only each
 2021 lead set's leads (``crossval.cross_validate`` with ``lead_sets``); per lead set, thresholds are tuned for the
@@ -61,7 +61,8 @@ from cinc2020.records import LEAD_SETS_2021, find_records, probabilities_key  # 
 from cinc2020.scoring import score_predictions  # noqa: E402
 from cinc2020.train import load_data  # noqa: E402
 from decision_rules import LEAD_SET_RULES, SCHEME, development_labels, known_labels_of, rules, scored  # noqa: E402
-from evaluate_recipe import DEVELOPMENT_FOLDERS, by_source, link_records, save_predictions, split  # noqa: E402
+from evaluate_recipe import (DEVELOPMENT_FOLDERS, by_source, changed_defaults, link_records,  # noqa: E402
+                             save_predictions, split)
 
 SEED = 1  # the judge's
 SCREENED_FOLD = 0
@@ -193,9 +194,11 @@ def training_spread(judge: Path) -> dict:
             for rule, s in scores.items()}
 
 
-def screen_table(results: dict, spread: dict) -> list[str]:
-    """The screen's description and table, as Markdown lines (docs/screening_unseen.md, docs/results.md)."""
+def screen_table(results: dict, spread: dict, baseline_config: dict | None) -> list[str]:
+    """The screen's description and table, as Markdown lines (docs/screening_unseen.md, docs/results.md);
+    ``baseline_config``: the configuration of the baseline network (None: a screen saved before it was kept)."""
     baseline = results["baseline"]
+    changed = changed_defaults(baseline_config) if baseline_config is not None else None
     lines = [
         "Training choices judged on a source never trained on, written by `python experiments/screen_unseen.py "
         "WORK_DIR JUDGE_DIR` (CPU, 2 cores). Each choice trains one "
@@ -205,7 +208,9 @@ def screen_table(results: dict, spread: dict) -> list[str]:
         f"**all {baseline['records']['chapman']} Chapman-Shaoxing development records**, none of which it saw, by the "
         "official scorer. Brackets: the paired difference from the baseline's same rule (95 %, bootstrap of the "
         "same records). The PTB-XL fold columns score the thresholds on the records they were tuned on "
-        "(optimistic): they only show whether a choice helps in distribution.",
+        "(optimistic): they only show whether a choice helps in distribution. The baseline was trained with "
+        + ("defaults not saved with this screen" if changed is None else "today's defaults" if not changed
+           else "the defaults of its day: " + "; ".join(changed)) + ".",
         "",
         "Spread of training (the judge's 4 fold networks of run (a), each tuned on its own held-out fold, on the "
         "same Chapman-Shaoxing records; the mean absolute difference of two): "
@@ -215,8 +220,7 @@ def screen_table(results: dict, spread: dict) -> list[str]:
         f"A choice is kept when its gain on Chapman-Shaoxing beats that spread under every rule (a gain that one "
         f"rule alone shows is the rule's, not the network's) and it loses no more than the seed spread "
         f"({IN_DISTRIBUTION_SPREAD}, issue 39) on the PTB-XL fold under the rule that ships (per class shrunk "
-        "halfway). The test split (b) was not rerun for the kept choice: the retrained `model/`'s out-of-fold "
-        "figures per source stand in for it (docs/model_cards.md).",
+        "halfway). A kept choice becomes a default, confirmed on the test split (b) when the judge runs again.",
         "",
         "| choice | rule | Chapman-Shaoxing | AUROC | PTB-XL fold (tuned there) | AUROC | gain on Chapman-Shaoxing |",
         "|---|---|---|---|---|---|---|",
@@ -297,9 +301,9 @@ def kept(result: dict, baseline: dict, spread: dict) -> bool:
             and baseline[shipped]["ptbxl_fold"] - result[shipped]["ptbxl_fold"] <= IN_DISTRIBUTION_SPREAD)
 
 
-def write_page(path: Path, results: dict, spread: dict) -> None:
+def write_page(path: Path, results: dict, spread: dict, baseline_config: dict) -> None:
     lines = ["# Training choices judged on a source never trained on (issues 39 and 40)", "",
-             *screen_table(results, spread)]
+             *screen_table(results, spread, baseline_config)]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -334,10 +338,13 @@ def main(argv=None):
         screened = networks_dir(args.work_dir, choice) / f"fold{SCREENED_FOLD + 1}"
         description = json.loads((screened / "model.json").read_text())
         result["records"]["trained"] = description["training_data"]["train_records"]
+        if choice == "baseline":
+            baseline_config = description["members"][0]["config"]
     spread = training_spread(args.judge_dir)
     public = {c: {k: v for k, v in r.items() if not k.startswith("_")} for c, r in results.items()}
-    (args.work_dir / "screen.json").write_text(json.dumps({"choices": public, "spread": spread}, indent=1))
-    write_page(args.page, public, spread)
+    (args.work_dir / "screen.json").write_text(json.dumps({"choices": public, "spread": spread,
+                                                          "baseline_config": baseline_config}, indent=1))
+    write_page(args.page, public, spread, baseline_config)
     print(args.page.read_text())
 
 
