@@ -33,6 +33,12 @@ def keep_leads(signal: np.ndarray, kept: np.ndarray) -> np.ndarray:
     return derive_limb_leads(np.where(kept[:, None], signal, 0).astype(signal.dtype), kept)
 
 
+def network_leads(signal: np.ndarray, config: Config) -> np.ndarray:
+    """A clean record as the network reads it: whole, or with only ``config.network_leads``'s leads."""
+    if config.network_leads == "12 leads":
+        return signal
+    return keep_leads(signal, lead_mask(LEAD_SETS_2021[config.network_leads]))
+
 
 def augment(signal: np.ndarray, config: Config, rng: np.random.Generator) -> np.ndarray:
     """One random variant of a clean training record (same leads, at most as long). Leads the record

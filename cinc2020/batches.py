@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .augment import augment
+from .augment import augment, network_leads
 from .config import Config
 from .preprocess import normalise
 from .seeds import AUGMENTATION, BATCH_ORDER, random_stream
@@ -55,11 +55,11 @@ def random_crop(signal: np.ndarray, length: int, rng: np.random.Generator) -> np
 
 def training_input(signal: np.ndarray, config: Config, rng: np.random.Generator) -> np.ndarray:
     """A clean record as the network trains on it: cropped at random to ``train_crop_s``,
-    augmented if the configuration says so, normalised."""
+    augmented if the configuration says so, with the leads the network reads, normalised."""
     signal = random_crop(signal, int(config.train_crop_s * config.fs), rng)
     if config.augment:
         signal = augment(signal, config, rng)
-    return normalise(signal, config.normalisation)
+    return normalise(network_leads(signal, config), config.normalisation)
 
 
 def mixup(signals: torch.Tensor, lengths: torch.Tensor, targets: np.ndarray, mask: np.ndarray,

@@ -13,7 +13,8 @@ ENVIRONMENT_VARIABLE = "CINC2020_CONFIG"
 CHOICES = {"model": ("crnn", "cnn_attention", "se_resnet"), "labels": ("snomed", "cpsc"),
            "normalisation": ("std", "mean"), "block": ("plain", "se_residual"), "schedule": ("constant", "cosine"),
            "training_precision": PRECISIONS, "records_without_class": ("negative", "skip"),
-           "sources": ("name_prefix", "subfolder", "one")}
+           "sources": ("name_prefix", "subfolder", "one"),
+           "network_leads": ("12 leads", "6 leads", "4 leads", "3 leads", "2 leads")}  # records.LEAD_SETS_2021's
 # Choices that change how a run computes, never what it computes: a run resumed with another value goes on.
 # refit: whether another network follows, not this one; threshold_shrink: the decision, tuned after the networks
 NO_EFFECT_ON_RESULTS = ("loader_workers", "refit", "threshold_shrink")
@@ -106,6 +107,10 @@ class Config:
     wander_mv: float = 0.1       # baseline wander: amplitude of a slow sinusoid (0.05-0.5 Hz), in mV
     shift_s: float = 0.5         # the record starts up to this much later (its first samples dropped)
     lead_dropout: float = 0.3    # chance that a record keeps only one of the 2021 lead sets or a random subset
+    # The leads the network reads: "12 leads" (all; lead_dropout teaches it the 2021 sets), or one 2021 set, which
+    # it trains and predicts on alone (the others zero, the limb leads derived, as a record stored with only
+    # those leads reads): a network for that set.
+    network_leads: str = "12 leads"
     # Mixup: each training record mixed with another of its batch, signal and targets alike, by a weight drawn
     # from Beta(mixup_alpha, mixup_alpha); 0 turns it off. A label either source leaves unknown stays unknown.
     mixup_alpha: float = 0.0

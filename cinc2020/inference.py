@@ -14,6 +14,7 @@ from torch import nn
 from . import checkpoint
 from .checkpoint import ModelFileError
 from .config import Config
+from .augment import network_leads
 from .batches import collate
 from .decisions import decide
 from .ensemble import combine
@@ -122,7 +123,8 @@ def predict_probabilities(network: nn.Module, config: Config, signals, demograph
             chosen = order[first:first + batch_size]
             records = [parts[j][0] for j in chosen]
             signal_of = {i: signals[i] for i in dict.fromkeys(records)}  # each record read once a batch
-            batch, batch_lengths = collate([normalise(signal_of[i][:, start:end], config.normalisation)
+            batch, batch_lengths = collate([normalise(network_leads(signal_of[i][:, start:end], config),
+                                                      config.normalisation)
                                             for i, start, end in (parts[j] for j in chosen)])
             person = torch.from_numpy(np.asarray(demographics[records], dtype=np.float32)).to(run_on)
             logits = network(batch.to(run_on), batch_lengths, person)[:, :network.answered_classes]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLES
-from cinc2020.augment import augment, keep_leads, lead_mask
+from cinc2020.augment import augment, keep_leads, lead_mask, network_leads
 from cinc2020.batches import random_crop, training_input
 from cinc2020.records import LEAD_SETS_2021
 from cinc2020.config import Config
@@ -108,3 +108,14 @@ def test_training_input_crops_and_normalises(record):
     np.testing.assert_allclose(out.mean(axis=1), 0, atol=1e-5)
     np.testing.assert_allclose(out.std(axis=1), 1, atol=1e-3)
     assert random_crop(record, 10_000, np.random.default_rng(0)) is record  # short records stay whole
+
+
+@pytest.mark.parametrize("lead_set", list(LEAD_SETS_2021))
+def test_a_network_for_one_lead_set_trains_on_those_leads_alone(record, lead_set):
+    config = Config(train_crop_s=4.0, augment=False, normalisation="mean", network_leads=lead_set)
+    expected = keep_leads(record, lead_mask(LEAD_SETS_2021[lead_set]))
+    np.testing.assert_array_equal(network_leads(record, config), expected)
+    out = training_input(record, config, np.random.default_rng(0))
+    np.testing.assert_array_equal(out.any(axis=1), expected.any(axis=1))  # the same leads reach it, no others
+    if lead_set == "12 leads":
+        assert network_leads(record, config) is record

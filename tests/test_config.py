@@ -7,6 +7,7 @@ import pytest
 from conftest import FIXTURES, ROOT, run_script
 from cinc2020.config import CHOICES, Config
 from cinc2020.models import ARCHITECTURES
+from cinc2020.records import LEAD_SETS_2021
 
 
 @pytest.mark.parametrize("name", sorted(CHOICES))
@@ -61,6 +62,10 @@ def test_a_change_that_cannot_alter_results_keeps_a_run_resumable():
 def test_a_configuration_saved_before_the_sources_folds_and_refit_fields_loads_with_the_defaults():
     older = {k: v for k, v in Config().to_json().items() if k not in ("sources", "folds", "refit")}
     assert Config.from_json(older) == Config()
+
+
+def test_the_lead_sets_a_network_may_read_are_the_2021_sets():
+    assert CHOICES["network_leads"] == tuple(LEAD_SETS_2021)
 
 
 def test_the_architectures_a_configuration_allows_are_those_the_models_build():

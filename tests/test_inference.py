@@ -27,3 +27,26 @@ def test_pieces_cover_the_record_with_the_fewest_pieces_and_even_overlaps(length
     assert covered.min() >= 1
     if np.ptp(np.diff(starts)) == 0:  # exactly even: the overlaps lie alike from either end
         assert np.array_equal(covered, covered[::-1])
+
+
+def test_a_network_for_one_lead_set_predicts_from_those_leads_alone():
+    import torch
+
+    from conftest import SAMPLES
+    from cinc2020.augment import keep_leads, lead_mask
+    from cinc2020.config import Config
+    from cinc2020.inference import predict_probabilities
+    from cinc2020.models import build_model
+    from cinc2020.preprocess import N_DEMOGRAPHICS, clean
+    from cinc2020.records import LEAD_SETS_2021, read_record
+
+    torch.manual_seed(0)
+    config = Config(network_leads="2 leads")
+    network = build_model(config, 5).eval()
+    record = clean(*read_record(SAMPLES / "A0002.hea"), config)
+    person = np.zeros((2, N_DEMOGRAPHICS))
+    whole, reduced = predict_probabilities(network, config, [record, keep_leads(record, lead_mask(LEAD_SETS_2021["2 leads"]))],
+                                           person, torch.device("cpu"))
+    np.testing.assert_allclose(whole, reduced, atol=1e-6)  # the precordial leads never reach it
+    everything = predict_probabilities(network, Config(), [record], person[:1], torch.device("cpu"))[0]
+    assert np.abs(everything - whole).max() > 1e-4  # while a 12-lead reading of the same weights sees them
