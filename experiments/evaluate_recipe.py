@@ -357,12 +357,13 @@ def write_results(path: Path, model_dir: Path, results: dict, minutes: float | N
         for key, per_set in json.loads(lead_set_rules.read_text()).items():
             where, networks, rule = key.split(" | ")
             lines.append(f"| {where} | {networks} | {rule} | " + " | ".join(
-                f"{v:.3f} ({v / per_set['12 leads']:.2f}x)" for v in per_set.values()) + " |")
+                f"{v:.3f} ({share(v, per_set['12 leads'])})" for v in per_set.values()) + " |")
     for screen in sorted(model_dir.parent.glob("screen*/screen.json")):
         from screen_unseen import screen_table
 
         screened = json.loads(screen.read_text())
-        lines += ["", f"**Screen `{screen.parent.name}`.**", *screen_table(screened["choices"], screened["spread"], screened.get("baseline_config"))]
+        lines += ["", f"**Screen `{screen.parent.name}`.**",
+                  *screen_table(screened["choices"], screened["spread"], screened.get("baseline_config"))]
     ptbxl = test.get("PTB-XL", {}).get("12 leads")
     if ptbxl:
         lines += ["", f"Against the recipe trained on PTB-XL alone (commit {PTBXL_ONLY['commit']}, the same split): on the "
@@ -390,6 +391,11 @@ def write_results(path: Path, model_dir: Path, results: dict, minutes: float | N
         "![Scores of the shipped recipe](results.png)",
     ]
     path.write_text("\n".join(lines) + "\n")
+
+
+def share(score: float, full: float) -> str:
+    """A lead set's score as a share of the 12-lead one ("0.95x"; "-" where 12 leads score nothing)."""
+    return f"{score / full:.2f}x" if full > 0 else "-"
 
 
 def changed_defaults(config: dict) -> list[str]:
@@ -435,8 +441,8 @@ def decision_rules_table(part: str, results: dict) -> list[str]:
     lines = [f"Decision rules and ensembles, {part}: re-scored on the saved predictions (`experiments/decision_rules.py "
              f"WORK_DIR`), every rule tuned on the out-of-fold probabilities alone, scored on {where}; in brackets "
              "the paired difference from the row without them (per-class thresholds tuned pooled, unshrunk, on the "
-             "refit where the run kept one, else on the 4 fold networks), 95 % bootstrap interval. Rules without the most probable class when none passes scored the same as with it "
-             "wherever they are not listed.", "",
+             "refit where the run kept one, else on the 4 fold networks), 95 % bootstrap interval. Rules without the "
+             "most probable class when none passes scored the same as with it wherever they are not listed.", "",
              "| networks | rule | " + " | ".join(sources) + " | mean |", "|---|---|" + "---|" * (len(sources) + 1)]
     for (networks, rule), per_source in shown.items():
         cells = [f"{per_source[s]['challenge']:.3f}" + (" ({:+.3f} to {:+.3f})".format(*per_source[s]["paired_difference_95"])

@@ -63,7 +63,7 @@ from cinc2020.scoring import score_predictions  # noqa: E402
 from cinc2020.train import load_data  # noqa: E402
 from decision_rules import LEAD_SET_RULES, SCHEME, development_labels, known_labels_of, rules, scored  # noqa: E402
 from evaluate_recipe import (DEVELOPMENT_FOLDERS, by_source, changed_defaults, link_records,  # noqa: E402
-                             save_predictions, split)
+                             save_predictions, share, split)
 
 SEED = 1  # the judge's
 SCREENED_FOLD = 0
@@ -269,9 +269,9 @@ def lead_set_table(results: dict, spread: dict) -> list[str]:
         "|---|---|" + "---|" * (len(LEAD_SETS_2021) + 1),
     ]
     for choice, result in with_sets.items():
+        served = LEAD_SET_CHOICES.get(choice, tuple(LEAD_SETS_2021))
         for where, name in (("chapman", "Chapman-Shaoxing"), ("ptbxl_fold", "PTB-XL fold (tuned there)")):
             per_set = {s: f[where] for s, f in result["lead_sets"].items()}
-            served = LEAD_SET_CHOICES.get(choice, tuple(LEAD_SETS_2021))
             mean = reduced_mean(result, where, served)
             gain = "" if choice == "baseline" else f" ({mean - reduced_mean(baseline, where, served):+.3f})"
             lines.append(f"| {choice} | {name} ({result['records'][where]:,}) | "
@@ -281,10 +281,6 @@ def lead_set_table(results: dict, spread: dict) -> list[str]:
         c for c in with_sets if c in LEAD_SET_CHOICES and kept_for_lead_sets(c, with_sets[c], baseline, spread))
         or "none") + "."]
     return lines
-
-
-def share(score: float, full: float) -> str:
-    return f"{score / full:.2f}x" if full > 0 else "-"
 
 
 def reduced_mean(result: dict, where: str, served) -> float:
